@@ -1,0 +1,176 @@
+"""buyersclub: pooled procurement for harm-reduction buyers' clubs.
+
+``create_app`` is the application factory (``flask --app buyersclub`` finds it).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from buyersclub import config as settings
+from buyersclub.app import BuyersClubFlask
+from buyersclub.db import db
+from buyersclub.errors import DomainError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+csrf = CSRFProtect()
+migrate = Migrate()
+login_manager = LoginManager()
+login_manager.login_view = "accounts.sign_in"
+login_manager.login_message = "Please sign in to see that page."
+login_manager.login_message_category = "info"
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    app = BuyersClubFlask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    environ = None
+    if config and "ENVIRON" in config:
+        environ = config.pop("ENVIRON")
+    app.config.update(settings.load(app.instance_path, environ))
+    if config:
+        app.config.update(config)
+
+    _configure_logging(app)
+    import buyersclub.models  # noqa: F401  (complete metadata before anything uses it)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_template_helpers(app)
+    app.jinja_env.add_extension("jinja2.ext.do")
+
+    from buyersclub.cli import register as register_cli
+
+    register_cli(app)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'",
+        )
+        return response
+
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def _register_blueprints(app: Flask) -> None:
+    from buyersclub.accounts import api as accounts_api
+    from buyersclub.accounts import views as accounts_views
+    from buyersclub.api import views as api_views
+    from buyersclub.audit import views as audit_views
+    from buyersclub.ledger import api as ledger_api
+    from buyersclub.ledger import views as ledger_views
+    from buyersclub.organisations import api as organisations_api
+    from buyersclub.organisations import views as organisations_views
+    from buyersclub.web import views as web_views
+
+    for blueprint in (
+        web_views.bp,
+        accounts_views.bp,
+        organisations_views.bp,
+        ledger_views.bp,
+        audit_views.bp,
+        api_views.bp,
+        accounts_api.bp,
+        organisations_api.bp,
+        ledger_api.bp,
+    ):
+        app.register_blueprint(blueprint)
+        if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
+            csrf.exempt(blueprint)  # bearer tokens only: no ambient credentials to forge
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from buyersclub.api.core import domain_error_response, error_response
+
+    @app.errorhandler(DomainError)
+    def domain_error(error: DomainError):
+        if _wants_json():
+            return domain_error_response(error)
+        return render_template("errors/error.html", code=error.status, message=error.message), (
+            error.status
+        )
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error: CSRFError):
+        message = "The form expired or was sent from elsewhere. Please go back, reload and try again."
+        return render_template("errors/error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = error.code or 500
+        messages = {
+            400: "The request could not be understood.",
+            403: "You do not have permission to see this page.",
+            404: "There is nothing here, or it is not yours to see.",
+            405: "That method is not allowed here.",
+            413: "The upload is too large.",
+        }
+        message = messages.get(code, error.description or "Something went wrong.")
+        if _wants_json():
+            codes = {400: "bad_request", 403: "forbidden", 404: "not_found",
+                     405: "method_not_allowed", 413: "too_large"}
+            return error_response(code, codes.get(code, "error"), message)
+        return render_template("errors/error.html", code=code, message=message), code
+
+    @app.errorhandler(500)
+    def server_error(error):
+        message = "Something went wrong on our side. Nothing was saved; please try again."
+        if _wants_json():
+            return error_response(500, "server_error", message)
+        return render_template("errors/error.html", code=500, message=message), 500
+
+    @app.get("/healthz")
+    def healthz():
+        from sqlalchemy import text
+
+        db.session.execute(text("SELECT 1"))
+        return jsonify(status="ok")
+
+
+def _register_template_helpers(app: Flask) -> None:
+    from buyersclub.money import format_money
+
+    @app.template_filter("money")
+    def money_filter(amount):
+        if amount is None:
+            return ""
+        return format_money(amount, app.config["CLUB_CURRENCY"])
+
+    @app.template_filter("datetime")
+    def datetime_filter(value):
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+    @app.context_processor
+    def club():
+        return {"club_name": app.config["CLUB_NAME"]}

@@ -1,0 +1,1 @@
+"""Staff accounts: sign-in, roles, password reset, invitations and API tokens."""

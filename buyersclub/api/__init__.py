@@ -1,0 +1,1 @@
+"""JSON API conventions (``core``), the OpenAPI document and the cross-cutting endpoints."""

@@ -1,0 +1,113 @@
+"""Command-line entry points: ``flask --app buyersclub …`` or the ``buyersclub`` script.
+
+Each command is one transaction: ``transactional`` commits when the command
+finishes and rolls back if it fails, so a command never leaves half its work.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import sys
+from collections.abc import Callable
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup, with_appcontext
+
+from buyersclub.accounts.models import Role
+from buyersclub.actor import Actor
+from buyersclub.db import db
+from buyersclub.errors import DomainError
+
+CLI_ACTOR = Actor.system("cli")
+
+
+def transactional(command: Callable) -> Callable:
+    """Run a command in one transaction; a domain error becomes a clear message."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            result = command(*args, **kwargs)
+            db.session.commit()
+            return result
+        except DomainError as error:
+            db.session.rollback()
+            where = f" ({error.field})" if error.field else ""
+            raise click.ClickException(f"{error.message}{where}") from error
+        except BaseException:
+            db.session.rollback()
+            raise
+
+    return wrapper
+
+
+def _password_from(option: str | None, prompt: str) -> str:
+    if option:
+        return option
+    if not sys.stdin.isatty():
+        line = sys.stdin.readline().rstrip("\n")
+        if line:
+            return line
+        raise click.ClickException("Give --password or pipe a password on standard input.")
+    first = getpass.getpass(prompt)
+    if first != getpass.getpass("Repeat it: "):
+        raise click.ClickException("The passwords do not match.")
+    return first
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--name", default="Club administrator", show_default=True)
+@click.option("--password", help="Read from standard input, or asked for, when not given.")
+@click.option("--finance", is_flag=True, help="Also give the finance role.")
+@with_appcontext
+@transactional
+def create_admin(email: str, name: str, password: str | None, finance: bool) -> None:
+    """Create a club administrator account."""
+    from buyersclub.accounts.services import create_user
+
+    roles = (Role.ADMIN, Role.FINANCE) if finance else (Role.ADMIN,)
+    user = create_user(CLI_ACTOR, email=email, name=name,
+                       password=_password_from(password, "Password: "), roles=roles)
+    click.echo(f"Created {', '.join(sorted(user.roles))} account {user.email}.")
+
+
+@click.command("create-token")
+@click.argument("email")
+@click.option("--name", default="command line", show_default=True, help="A label for the token.")
+@with_appcontext
+@transactional
+def create_token(email: str, name: str) -> None:
+    """Print a new API token for the account with this e-mail address."""
+    from buyersclub.accounts.services import issue_token, user_by_email
+
+    user = user_by_email(email)
+    if user is None:
+        raise click.ClickException(f"No account with the e-mail address {email}.")
+    _, plain = issue_token(CLI_ACTOR, user, name)
+    click.echo(plain)
+
+
+@click.command("demo")
+@with_appcontext
+@transactional
+def demo() -> None:
+    """Load fictional demo data (safe to run twice: existing data is left alone)."""
+    from buyersclub.demo import load_demo
+
+    for line in load_demo(CLI_ACTOR):
+        click.echo(line)
+
+
+def register(app: Flask) -> None:
+    for command in (create_admin, create_token, demo):
+        app.cli.add_command(command)
+
+
+def main() -> None:
+    """The ``buyersclub`` script: the same commands as ``flask --app buyersclub``."""
+    from buyersclub import create_app
+
+    FlaskGroup(create_app=create_app, help="Buyers' club administration.")(prog_name="buyersclub")

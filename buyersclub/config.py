@@ -1,0 +1,100 @@
+"""Settings, read from the environment.
+
+Every setting has a safe default for the embedded SQLite database. In
+production mode (the default) the application refuses to start without
+``BUYERSCLUB_SECRET_KEY``; in development and testing a random key is kept in
+the instance folder so that sessions survive a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+MODES = ("production", "development", "testing")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a usable configuration."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Point PostgreSQL URLs at psycopg 3, whatever spelling the host used."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _flag(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _instance_secret(instance_path: str) -> str:
+    path = Path(instance_path) / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
+
+
+def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
+    """Build the Flask configuration mapping from environment variables."""
+    env = os.environ if environ is None else environ
+    mode = env.get("BUYERSCLUB_ENV", "production").strip().lower()
+    if mode not in MODES:
+        raise ConfigurationError(
+            f"BUYERSCLUB_ENV must be one of {', '.join(MODES)}, not {mode!r}"
+        )
+
+    secret = env.get("BUYERSCLUB_SECRET_KEY", "").strip()
+    if not secret:
+        if mode == "production":
+            raise ConfigurationError(
+                "BUYERSCLUB_SECRET_KEY is not set. Production mode needs a long random "
+                "secret, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`. "
+                "For a local trial set BUYERSCLUB_ENV=development instead."
+            )
+        secret = _instance_secret(instance_path)
+
+    default_db = "sqlite:///" + str(Path(instance_path) / "buyersclub.sqlite3")
+    database_url = normalise_database_url(env.get("DATABASE_URL", "").strip() or default_db)
+    secure_cookies = _flag(env.get("BUYERSCLUB_SECURE_COOKIES"), default=mode == "production")
+
+    return {
+        "BUYERSCLUB_ENV": mode,
+        "TESTING": mode == "testing",
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure_cookies,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": secure_cookies,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        "CLUB_NAME": env.get("BUYERSCLUB_CLUB_NAME", "Buyers' Club"),
+        "CLUB_CURRENCY": env.get("BUYERSCLUB_CURRENCY", "USD"),
+        "MAIL_BACKEND": env.get("BUYERSCLUB_MAIL_BACKEND", "console"),
+        "MAIL_FROM": env.get("BUYERSCLUB_MAIL_FROM", "club@localhost"),
+        "MAIL_FILE_DIR": env.get("BUYERSCLUB_MAIL_FILE_DIR", str(Path(instance_path) / "mail")),
+        "MAIL_SMTP_HOST": env.get("BUYERSCLUB_SMTP_HOST", "localhost"),
+        "MAIL_SMTP_PORT": int(env.get("BUYERSCLUB_SMTP_PORT", "25")),
+        "MAIL_SMTP_USERNAME": env.get("BUYERSCLUB_SMTP_USERNAME") or None,
+        "MAIL_SMTP_PASSWORD": env.get("BUYERSCLUB_SMTP_PASSWORD") or None,
+        "MAIL_SMTP_STARTTLS": _flag(env.get("BUYERSCLUB_SMTP_STARTTLS")),
+        "LOGIN_THROTTLE_LIMIT": int(env.get("BUYERSCLUB_LOGIN_THROTTLE_LIMIT", "5")),
+        "LOGIN_THROTTLE_WINDOW_MINUTES": int(env.get("BUYERSCLUB_LOGIN_THROTTLE_MINUTES", "15")),
+        "PASSWORD_RESET_MAX_AGE": int(env.get("BUYERSCLUB_PASSWORD_RESET_MAX_AGE", "3600")),
+        "INVITATION_MAX_AGE": int(env.get("BUYERSCLUB_INVITATION_MAX_AGE", str(7 * 24 * 3600))),
+        "PUBLIC_URL": env.get("BUYERSCLUB_PUBLIC_URL", "").rstrip("/") or None,
+    }

@@ -1,0 +1,7 @@
+"""Ledger endpoints of the JSON API."""
+
+from __future__ import annotations
+
+from buyersclub.api.core import ApiBlueprint
+
+bp = ApiBlueprint("ledger_api", __name__, tag="ledger")

@@ -1,0 +1,7 @@
+"""Organisation endpoints of the JSON API."""
+
+from __future__ import annotations
+
+from buyersclub.api.core import ApiBlueprint
+
+bp = ApiBlueprint("organisations_api", __name__, tag="organisations")

@@ -1,0 +1,1 @@
+"""The people-facing shell: the start page and the signed-in dashboard."""

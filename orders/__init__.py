@@ -1,0 +1,1 @@
+"""Pooled buying rounds: catalogue, commitments, closing, purchase orders and receiving."""

@@ -1,0 +1,1 @@
+"""The subsidy fund, need assessment and the water-filling allocation of awards."""

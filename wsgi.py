@@ -1,0 +1,3 @@
+from buyersclub import create_app
+
+app = create_app()
