@@ -41,7 +41,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
 
     _configure_logging(app)
-    import buyersclub.models  # noqa: F401  (complete metadata before anything uses it)
+    _import_models()
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
@@ -70,6 +70,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def _import_models() -> None:
+    """The factory is the composition root: every domain's models join the metadata here."""
+    import buyersclub.models  # noqa: F401
+    import orders.models  # noqa: F401
 
 
 def _configure_logging(app: Flask) -> None:

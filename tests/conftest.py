@@ -139,29 +139,24 @@ def client(app_ctx):
     return app_ctx.test_client()
 
 
-TABLES_TO_EMPTY = (
-    "idempotency_records", "audit_events", "postings", "journal_entries", "api_tokens",
-    "user_roles", "login_attempts", "organisation_documents",
-)
-
-
 @pytest.fixture
 def committing_db(app):
     """Real commits, visible to other connections and threads; tables emptied afterwards."""
     with app.app_context():
         yield app
         db.session.remove()
+        tables = [table for table in db.metadata.sorted_tables if table.name != "ledger_accounts"]
         with db.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                names = ", ".join(
-                    table.name for table in db.metadata.sorted_tables if table.name != "ledger_accounts"
-                )
+                names = ", ".join(table.name for table in tables)
                 connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
             else:
+                # Break the users <-> organisations cycle, then empty children first.
                 connection.execute(sa.text("UPDATE organisations SET decided_by_id = NULL, "
                                            "assessed_by_id = NULL, applied_by_id = NULL"))
-                for name in TABLES_TO_EMPTY + ("users", "organisations"):
-                    connection.execute(sa.text(f"DELETE FROM {name}"))
+                connection.execute(sa.text("UPDATE organisation_documents SET recorded_by_id = NULL"))
+                for table in reversed(tables):
+                    connection.execute(table.delete())
         app.extensions["mail_outbox"] = []
 
 
