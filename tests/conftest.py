@@ -25,6 +25,8 @@ from buyersclub import create_app
 from buyersclub.db import db
 from tests import factories
 
+pytest_plugins = ["tests.querycount"]
+
 TARGET = os.environ.get("BUYERSCLUB_TEST_DB", "sqlite").strip().lower()
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

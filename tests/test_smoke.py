@@ -24,3 +24,14 @@ def test_me(client, member, auth):
     response = client.get("/api/v1/me", headers=auth(member))
     assert response.status_code == 200
     assert response.get_json()["organisation"]["name"] == "Harbour Outreach"
+
+
+def test_dashboard_query_count_does_not_grow_with_members(client, admin, sign_in, count_queries):
+    sign_in(admin)
+    with count_queries() as few:
+        assert client.get("/").status_code == 200
+    for _ in range(10):
+        factories.OrganisationFactory()
+    with count_queries() as many:
+        assert client.get("/").status_code == 200
+    assert many.count == few.count
