@@ -42,7 +42,7 @@ class BuyersClubFlask(Flask):
 
     def _after_failed_commit(self, exc: Exception):
         """A concurrent request won a race: replay it, or say there was a conflict."""
-        from buyersclub.api.core import error_response, stored_replay
+        from buyersclub.api.core import stored_replay
 
         idempotency = g.get("idempotency")
         if idempotency is not None:

@@ -32,7 +32,7 @@ class MoneyError(ValueError):
 
 def to_money(value: Decimal | int | str) -> Decimal:
     """An exact amount with two places. Refuses floats and sub-cent amounts."""
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, bool | float):
         raise MoneyError("money must not be a float; pass a string, int or Decimal")
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
@@ -68,7 +68,7 @@ def from_cents(cents: int) -> Decimal:
 def format_money(amount: Decimal, currency: str = "USD") -> str:
     symbol = {"USD": "$", "CAD": "$", "AUD": "$", "EUR": "€", "GBP": "£"}.get(currency)
     text = f"{abs(amount):,.2f}"
-    sign = "−" if amount < 0 else ""
+    sign = "-" if amount < 0 else ""
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
@@ -83,4 +83,4 @@ class DocumentFactory(Base):
     organisation = factory.SubFactory(OrganisationFactory)
     kind = DocumentKind.PRESCRIBER_ORDER
     reference = factory.Sequence(lambda n: f"SO-{n:04d}")
-    expires_on = factory.LazyFunction(lambda: date.today() + timedelta(days=365))
+    expires_on = factory.LazyFunction(lambda: datetime.now(UTC).date() + timedelta(days=365))
