@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from buyersclub.accounts.models import enum_column
@@ -100,3 +100,127 @@ class ProductRestriction(Base):
     note: Mapped[str | None] = mapped_column(String(200))
 
     product: Mapped[Product] = relationship(back_populates="restrictions")
+
+
+class RoundStatus(enum.StrEnum):
+    DRAFT = "draft"
+    OPEN = "open"
+    CLOSED = "closed"
+    ORDERED = "ordered"
+    RECEIVED = "received"
+    INVOICED = "invoiced"
+    SETTLED = "settled"
+    CANCELLED = "cancelled"
+
+
+class AllocationPolicy(enum.StrEnum):
+    PROPORTIONAL = "proportional"
+    FIRST_COME_FIRST_SERVED = "first_come_first_served"
+
+
+class Round(Base):
+    """A pooled buying round with one supplier."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (
+        CheckConstraint("operating_share >= 0 AND operating_share < 1", name="operating_share_range"),
+        CheckConstraint("minimum_order >= 0", name="minimum_order_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(160))
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"), index=True)
+    status: Mapped[RoundStatus] = mapped_column(
+        enum_column(RoundStatus, "round_status"), default=RoundStatus.DRAFT, index=True
+    )
+    deadline: Mapped[datetime]
+    # The supplier's minimum order value; below it the round is cancelled at close.
+    minimum_order: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
+    allocation_policy: Mapped[AllocationPolicy] = mapped_column(
+        enum_column(AllocationPolicy, "allocation_policy"), default=AllocationPolicy.PROPORTIONAL
+    )
+    # Share of revenue kept to recover operating costs, e.g. 0.0500.
+    operating_share: Mapped[Decimal] = mapped_column(Numeric(5, 4), default=Decimal("0"))
+    shipping_cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
+    notes: Mapped[str | None] = mapped_column(Text)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    opened_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+
+    supplier: Mapped[Supplier] = relationship()
+    items: Mapped[list[RoundItem]] = relationship(
+        back_populates="round", order_by="RoundItem.id", cascade="all, delete-orphan"
+    )
+
+
+class RoundItem(Base):
+    """A product offered in a round, at the club price published when it opened.
+
+    The pack size and price breaks are copied at opening, so later catalogue
+    edits never change a round in progress.
+    """
+
+    __tablename__ = "round_items"
+    __table_args__ = (
+        UniqueConstraint("round_id", "product_id"),
+        CheckConstraint("club_price > 0", name="club_price_positive"),
+        CheckConstraint("member_cap IS NULL OR member_cap > 0", name="member_cap_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    club_price: Mapped[Decimal] = mapped_column(MONEY)
+    member_cap: Mapped[int | None]
+    pack_size: Mapped[int | None]
+    price_breaks: Mapped[list[dict] | None] = mapped_column(JSON)
+
+    round: Mapped[Round] = relationship(back_populates="items")
+    product: Mapped[Product] = relationship()
+
+
+class Commitment(Base):
+    """A member's current quantity and tolerance for one product of a round.
+
+    ``sequence`` orders commitments for first-come-first-served: it is taken
+    when the member first commits and kept while it only lowers its quantity.
+    Every change is kept in ``commitment_changes``.
+    """
+
+    __tablename__ = "commitments"
+    __table_args__ = (
+        UniqueConstraint("round_id", "product_id", "organisation_id"),
+        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
+        CheckConstraint("tolerance >= 0", name="tolerance_not_negative"),
+        Index("ix_commitments_round_product", "round_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    quantity: Mapped[int]
+    tolerance: Mapped[int] = mapped_column(default=0)
+    first_committed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    changes: Mapped[list[CommitmentChange]] = relationship(
+        back_populates="commitment", order_by="CommitmentChange.id"
+    )
+
+
+class CommitmentChange(Base):
+    """One change to a commitment, with its time: the history members see."""
+
+    __tablename__ = "commitment_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    commitment_id: Mapped[int] = mapped_column(ForeignKey("commitments.id"), index=True)
+    quantity: Mapped[int]
+    tolerance: Mapped[int]
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    commitment: Mapped[Commitment] = relationship(back_populates="changes")
