@@ -21,7 +21,11 @@ class ForgotPasswordForm(FlaskForm):
 class SetPasswordForm(FlaskForm):
     password = PasswordField(
         "New password",
-        validators=[DataRequired(), Length(min=MIN_PASSWORD_LENGTH, max=200)],
+        validators=[
+            DataRequired(message="Enter a new password."),
+            Length(min=MIN_PASSWORD_LENGTH, max=200,
+                   message=f"Choose a password of {MIN_PASSWORD_LENGTH} to 200 characters."),
+        ],
         description=f"At least {MIN_PASSWORD_LENGTH} characters. A few unrelated words work well.",
     )
     confirm = PasswordField(

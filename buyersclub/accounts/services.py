@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from buyersclub.accounts.models import ApiToken, LoginAttempt, Role, User, UserRole
 from buyersclub.actor import Actor
 from buyersclub.audit.services import record, snapshot
 from buyersclub.db import db, utcnow
-from buyersclub.errors import Conflict, InvalidInput, NotFound
+from buyersclub.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 MIN_PASSWORD_LENGTH = 12
 TOKEN_PREFIX = "bc_"
@@ -21,7 +22,9 @@ TOKEN_PREFIX = "bc_"
 
 def normalise_email(value: str, field: str = "email") -> str:
     try:
-        return validate_email(value.strip(), check_deliverability=False).normalized.lower()
+        return validate_email(
+            value.strip(), check_deliverability=False, test_environment=True
+        ).normalized.lower()
     except EmailNotValidError as exc:
         raise InvalidInput(f"Enter a valid e-mail address ({exc}).", field=field) from exc
 
@@ -108,7 +111,13 @@ def _digest(token: str) -> str:
 
 
 def issue_token(actor: Actor, user: User, name: str) -> tuple[ApiToken, str]:
-    """Create a token; the plain text is returned once and never stored."""
+    """Create a token; the plain text is returned once and never stored.
+
+    People make tokens for themselves; the command line (a system actor) may
+    make one for any account.
+    """
+    if not actor.is_system and actor.user_id != user.id:
+        raise PermissionDenied("You can only create API tokens for your own account.")
     name = name.strip() or "API token"
     if len(name) > 80:
         raise InvalidInput("Keep the token's name under 80 characters.", field="name")
@@ -122,11 +131,31 @@ def issue_token(actor: Actor, user: User, name: str) -> tuple[ApiToken, str]:
     return token, plain
 
 
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
 def user_for_token(plain: str) -> User | None:
+    """The active user behind a bearer token, or None; notes when the token was used.
+
+    ``last_used_at`` is written at most once a minute per token, so a busy
+    integration does not turn every read into a write.
+    """
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plain)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
+    now = utcnow()
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        token.last_used_at = now
     return token.user
+
+
+def tokens_of(user: User) -> Select:
+    """The user's own tokens, newest first (revoked ones included, marked as such)."""
+    return (
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
 
 
 def revoke_token(actor: Actor, token_id: int) -> ApiToken:
@@ -153,8 +182,6 @@ class SignInThrottled(Exception):
 
 
 def _recent_failures(column, value: str, since) -> int:
-    from sqlalchemy import func
-
     return db.session.scalar(
         select(func.count()).select_from(LoginAttempt).where(
             column == value, LoginAttempt.attempted_at >= since,
@@ -169,8 +196,6 @@ def authenticate(email: str, password: str, address: str, *, limit: int, window_
     Raises ``SignInThrottled`` once ``limit`` failures were recorded within the
     window for the account or for the address, whatever the password given.
     """
-    from datetime import timedelta
-
     email = email.strip().lower()
     now = utcnow()
     since = now - timedelta(minutes=window_minutes)
@@ -250,6 +275,7 @@ def invite_colleague(actor: Actor, organisation_id: int, *, email: str, name: st
     """Create a member account without a password and mail the invitation link."""
     from buyersclub import mail
 
+    actor.require_own_organisation(organisation_id, Role.ADMIN)
     user = create_user(actor, email=email, name=name, password=None, roles=(Role.MEMBER,),
                        organisation_id=organisation_id)
     link = invite_url(make_password_token(user, INVITE_SALT))

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 
 from buyersclub import login_manager
 from buyersclub.accounts import services
 from buyersclub.accounts.forms import ForgotPasswordForm, NewTokenForm, SetPasswordForm, SignInForm
-from buyersclub.accounts.models import ApiToken, User
+from buyersclub.accounts.models import User
 from buyersclub.actor import Actor
 from buyersclub.app import commit_despite_error
 from buyersclub.db import db
@@ -102,21 +110,28 @@ def _set_password_page(token: str, salt: str, max_age_key: str, title: str):
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
 def reset_password(token: str):
-    return _set_password_page(token, services.RESET_SALT, "PASSWORD_RESET_MAX_AGE", "Choose a new password")
+    return _set_password_page(
+        token, services.RESET_SALT, "PASSWORD_RESET_MAX_AGE", "Choose a new password"
+    )
 
 
 @bp.route("/invitation/<token>", methods=["GET", "POST"])
 def accept_invitation(token: str):
-    return _set_password_page(token, services.INVITE_SALT, "INVITATION_MAX_AGE", "Welcome: choose your password")
+    return _set_password_page(
+        token, services.INVITE_SALT, "INVITATION_MAX_AGE", "Welcome: choose your password"
+    )
+
+
+def _account_page(form: NewTokenForm, new_token: str | None = None, status: int = 200):
+    tokens = db.session.scalars(services.tokens_of(current_user)).all()
+    page = render_template("accounts/account.html", tokens=tokens, form=form, new_token=new_token)
+    return page, status
 
 
 @bp.get("/account")
 @login_required
 def account():
-    tokens = db.session.scalars(
-        select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
-    ).all()
-    return render_template("accounts/account.html", tokens=tokens, form=NewTokenForm(), new_token=None)
+    return _account_page(NewTokenForm())
 
 
 @bp.post("/account/tokens")
@@ -124,15 +139,13 @@ def account():
 def create_token():
     form = NewTokenForm()
     if not form.validate_on_submit():
-        tokens = db.session.scalars(select(ApiToken).where(ApiToken.user_id == current_user.id)).all()
-        return render_template("accounts/account.html", tokens=tokens, form=form, new_token=None), 400
-    token, plain = services.issue_token(current_actor(), current_user, form.name.data)
-    tokens = db.session.scalars(
-        select(ApiToken).where(ApiToken.user_id == current_user.id).order_by(ApiToken.created_at.desc())
-    ).all()
-    # Shown once, on this response only; never stored in plain text.
-    return render_template("accounts/account.html", tokens=tokens, form=NewTokenForm(formdata=None),
-                           new_token=plain)
+        return _account_page(form, status=400)
+    _, plain = services.issue_token(current_actor(), current_user, form.name.data)
+    # Shown once, on this response only; never stored in plain text, nor cached.
+    page, status = _account_page(NewTokenForm(formdata=None), new_token=plain)
+    response = make_response(page, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")
