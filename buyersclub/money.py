@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TypeVar
+from typing import Any, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -40,19 +40,32 @@ def to_money(value: Decimal | int | str) -> Decimal:
         raise MoneyError(f"{value!r} is not an amount") from exc
     if not amount.is_finite():
         raise MoneyError(f"{value!r} is not an amount")
-    quantized = amount.quantize(CENT)
+    try:
+        quantized = amount.quantize(CENT)
+    except InvalidOperation as exc:  # more digits than Decimal's precision
+        raise MoneyError(f"{value!r} is too large an amount") from exc
     if quantized != amount:
         raise MoneyError(f"{value!r} has more than two decimal places")
     return quantized
 
 
 def round_money(value: Decimal | Fraction | int) -> Decimal:
-    """Round a computed value to the cent by the one rule (half up)."""
-    if isinstance(value, float):
+    """Round a computed value to the cent by the one rule (half up, i.e. away from zero)."""
+    if isinstance(value, bool | float):
         raise MoneyError("money must not be a float")
     if isinstance(value, Fraction):
-        value = Decimal(value.numerator) / Decimal(value.denominator)
-    return Decimal(value).quantize(CENT, rounding=ROUNDING)
+        # Exactly, in integers: dividing into a Decimal first would round twice
+        # (to 28 digits, then to the cent) and could round a value just below
+        # half a cent up.
+        cents = abs(value) * 100
+        whole, rest = divmod(cents.numerator, cents.denominator)
+        if 2 * rest >= cents.denominator:
+            whole += 1
+        return from_cents(-whole if value < 0 else whole)
+    try:
+        return Decimal(value).quantize(CENT, rounding=ROUNDING)
+    except InvalidOperation as exc:
+        raise MoneyError(f"{value!r} is not a roundable amount") from exc
 
 
 def to_cents(amount: Decimal) -> int:
@@ -72,9 +85,10 @@ def format_money(amount: Decimal, currency: str = "USD") -> str:
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
-def _sort_key(key: Hashable) -> tuple[str, str]:
-    # Keys of mixed types still sort deterministically.
-    return (type(key).__name__, repr(key) if not isinstance(key, str | int) else f"{key:>40}")
+def _sort_key(key: Hashable) -> tuple[str, Any]:
+    # Numbers in numeric order, strings in alphabetical order; keys of other or
+    # mixed types still sort deterministically (by type name, then repr).
+    return (type(key).__name__, key if isinstance(key, str | int) else repr(key))
 
 
 def allocate_cents(total: int, weights: Mapping[K, int | Fraction | Decimal]) -> dict[K, int]:
