@@ -439,3 +439,15 @@ def trial_balance(as_of: date | None = None) -> TrialBalance:
             for code, name, type_, debit, credit in db.session.execute(statement)
         ],
     )
+
+
+def parse_as_of(raw: str | None) -> date | None:
+    """An ``as_of`` date typed by a person or a program (YYYY-MM-DD); blank means today."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise InvalidInput(
+            "as_of must be a date written YYYY-MM-DD, e.g. 2026-03-31.", field="as_of"
+        ) from exc
