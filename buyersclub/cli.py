@@ -91,13 +91,36 @@ def create_token(email: str, name: str) -> None:
 
 
 @click.command("demo")
+@click.option("--if-empty", is_flag=True,
+              help="Load only into an empty database (no accounts, no organisations).")
+@click.option("--force", is_flag=True, help="Load even in production mode.")
 @with_appcontext
 @transactional
-def demo() -> None:
-    """Load fictional demo data (safe to run twice: existing data is left alone)."""
-    from buyersclub.demo import load_demo
+def demo(if_empty: bool, force: bool) -> None:
+    """Load fictional demo data (safe to run twice: existing data is left alone).
 
-    for line in load_demo(CLI_ACTOR):
+    Every demo account has the same published password, so production mode
+    refuses unless --force is given.
+    """
+    from flask import current_app
+
+    from buyersclub import demo as demo_data
+
+    if current_app.config["BUYERSCLUB_ENV"] == "production" and not force:
+        raise click.ClickException(
+            "Refusing to load demo data in production mode: its accounts share a published "
+            "password. Set BUYERSCLUB_ENV=development, or give --force if you really mean it."
+        )
+    if if_empty and not demo_data.database_is_empty():
+        if not demo_data.demo_is_loaded():
+            click.echo("The database already holds accounts or organisations: "
+                       "demo data not loaded.")
+            return
+        click.echo("Demo data is already loaded.")
+    else:
+        for line in demo_data.load_demo(CLI_ACTOR):
+            click.echo(line)
+    for line in demo_data.sign_in_lines():
         click.echo(line)
 
 
