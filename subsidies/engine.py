@@ -1,0 +1,698 @@
+"""The subsidy allocation engine: weighted water-filling of the fund, to the cent.
+
+A plain module (no Flask, no SQLAlchemy): the services feed it members, money and
+a policy, and store what it returns.
+
+The rule
+--------
+Every eligible member has a **need weight** ``w`` (a positive exact number) and,
+per category, a **bill** ``b`` in cents. The policy gives each category a
+maximum share of the bill (100 % of naloxone, 75 % of pipes...), optionally an
+absolute cap per member, and optionally a **floor** (a guaranteed minimum award).
+For one member in one category::
+
+    cap   = min(floor(b · max_share), absolute cap)     whole cents
+    floor = min(policy floor, cap)                       never above the cap
+    award = λ · w · b, held between floor and cap
+
+with the level λ as large as the money allows ("weighted water-filling"): members
+of equal need get the same percentage off their bill. Each category has its own λ.
+
+Money comes as unrestricted cents plus restricted cents per category
+(restricted money only ever pays for its own category). Categories are filled
+one after the other in the policy's priority order (categories it does not
+list come after, by name). A category may use its own restricted money first,
+then whatever unrestricted money the categories before it left. What is not
+paid out stays in the fund, restricted money in its restriction.
+
+When the money available to a category cannot even cover its floors, the
+**floors are scaled down proportionally**: every member gets the same fraction
+of its floor (λ is then 0 and no one gets more than its floor share). As the
+money grows the floors fill up, then the level rises, then members reach their
+caps: nobody's exact award ever goes down when there is more money.
+
+Cents
+-----
+Exact awards are rational. Each is rounded down to the cent and the cents left
+over (the category's total paid is always a whole number of cents) go one each
+to the largest remainders, ties broken by the member key -- exactly what
+:func:`buyersclub.money.allocate_cents` does, computed here with integers
+because it must run over 10,000 members in a few milliseconds. Only members
+paid at the level can receive a leftover cent, so a rounded award never leaves
+[floor, cap]. Largest remainder can, rarely, give a member one cent less when
+the total grows (the Alabama paradox): monotonicity holds for the exact
+amounts, and rounded amounts move by at most that cent.
+
+How it is fast
+--------------
+Award(λ) summed over members is piecewise linear in λ, with a breakpoint where
+each member leaves its floor and where it reaches its cap. The breakpoints are
+sorted by float keys (correctly rounded, so the order is exact except between
+values that round to the same float), the running sums of floors, caps and
+weights · bills are integer prefix sums, and a binary search with exact integer
+comparisons finds the segment holding the λ that spends the money. λ is then
+a fraction of two integers, every member is classified with exact integer
+comparisons, and the result is checked exactly; in the (pathological) case of
+breakpoints closer than a float can tell apart, the search is repeated with
+exact :class:`~fractions.Fraction` keys.
+
+Override
+--------
+An admin may fix one member's award in one category, with a reason. That
+amount is taken off the top of the money (the category's restricted money
+first, then unrestricted), the member leaves the water-filling, and everyone
+else in the category is re-balanced with what remains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from fractions import Fraction
+from functools import partial
+from itertools import accumulate, repeat
+from operator import floordiv, itemgetter, mod, mul
+from typing import Any, NamedTuple
+
+from buyersclub.money import _sort_key as money_tie_key
+from buyersclub.money import format_money, from_cents, round_money
+
+__all__ = [
+    "Allocation",
+    "AllocationError",
+    "AwardLine",
+    "CategoryOutcome",
+    "CategoryPolicy",
+    "Funds",
+    "Limit",
+    "Member",
+    "MemberAward",
+    "Override",
+    "Policy",
+    "allocate_subsidies",
+]
+
+Exact = int | Fraction | Decimal
+_EXACT_TYPES = (int, Fraction, Decimal)
+
+
+class AllocationError(ValueError):
+    """The inputs cannot be allocated (bad policy, member, money or override)."""
+
+
+def _exact(value: Any, what: str) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, int | Fraction | Decimal | str):
+        raise AllocationError(
+            f"{what} must be an exact number (int, Fraction, Decimal, string), not {value!r}"
+        )
+    try:
+        return Fraction(value)
+    except (ValueError, ArithmeticError) as exc:
+        raise AllocationError(f"{what} {value!r} is not a number") from exc
+
+
+def _cents(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AllocationError(f"{what} must be an int number of cents, not {value!r}")
+    if value < 0:
+        raise AllocationError(f"{what} must not be negative (got {value})")
+    return value
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class CategoryPolicy:
+    """How far the fund may pay down one category's bills.
+
+    ``max_share``: the largest part of a member's bill the fund pays (``Fraction(3, 4)``,
+    ``Decimal("0.75")`` or ``"3/4"``; 1 for all of it). ``cap_cents``: an optional
+    absolute cap per member. ``floor_cents``: the guaranteed minimum award (0 = none);
+    it never exceeds the member's cap.
+    """
+
+    max_share: Exact | str = 1
+    cap_cents: int | None = None
+    floor_cents: int = 0
+
+    def __post_init__(self) -> None:
+        share = _exact(self.max_share, "max_share")
+        if not 0 <= share <= 1:
+            raise AllocationError(f"max_share must be between 0 and 1 (got {share})")
+        object.__setattr__(self, "max_share", share)
+        if self.cap_cents is not None:
+            _cents(self.cap_cents, "cap_cents")
+        _cents(self.floor_cents, "floor_cents")
+
+    def cap_for(self, bill: int) -> int:
+        """A member's cap on a bill: the share of it, rounded down to the cent, within the absolute cap."""
+        share: Fraction = self.max_share  # type: ignore[assignment]  # normalised in __post_init__
+        cap = bill * share.numerator // share.denominator
+        return cap if self.cap_cents is None else min(cap, self.cap_cents)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The allocation policy: one :class:`CategoryPolicy` per category, and the priority order."""
+
+    categories: Mapping[str, CategoryPolicy]
+    priority: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        if len(set(self.priority)) != len(self.priority):
+            raise AllocationError("a category appears twice in the priority order")
+        unknown = [category for category in self.priority if category not in self.categories]
+        if unknown:
+            names = ", ".join(map(str, unknown))
+            raise AllocationError(f"priority names categories without a policy: {names}")
+
+    def order(self) -> list[str]:
+        """Categories in the order they are filled: the priority list, then the rest by name."""
+        rest = sorted(str(category) for category in self.categories if category not in self.priority)
+        return [*self.priority, *rest]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member organisation as the engine sees it.
+
+    ``key`` identifies the member and breaks ties (use the organisation id).
+    ``bills`` maps category to cents billed. ``inputs`` is passed through untouched
+    into the explanation (the profile figures the weight was computed from).
+    """
+
+    key: Hashable
+    weight: Exact
+    bills: Mapping[str, int]
+    eligible: bool = True
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Funds:
+    """Money available, in cents: unrestricted, and restricted per category."""
+
+    unrestricted: int
+    restricted: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _cents(self.unrestricted, "unrestricted money")
+        for category, cents in self.restricted.items():
+            _cents(cents, f"money restricted to {category}")
+
+
+@dataclass(frozen=True)
+class Override:
+    """An admin's fixed award for one member in one category, with the reason."""
+
+    member: Hashable
+    category: str
+    cents: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        _cents(self.cents, "override")
+        if not self.reason or not self.reason.strip():
+            raise AllocationError("an override needs a reason")
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class Limit(StrEnum):
+    """What bound a member's award in a category."""
+
+    LEVEL = "level"
+    """λ · weight · bill, rounded down to the cent."""
+    LEVEL_LEFTOVER_CENT = "level+leftover cent"
+    """λ · weight · bill, rounded down, plus one of the cents left over by rounding."""
+    CAP = "cap"
+    FLOOR = "floor"
+    FLOOR_SCALED = "floor scaled down"
+    """Not enough money for every floor: the same fraction of each floor."""
+    FLOOR_SCALED_LEFTOVER_CENT = "floor scaled down+leftover cent"
+    OVERRIDE = "override"
+    NOT_ELIGIBLE = "not eligible"
+
+
+class AwardLine(NamedTuple):
+    """One member's award in one category, and why."""
+
+    category: str
+    bill: int
+    cap: int
+    floor: int
+    cents: int
+    limit: Limit
+    level: Fraction
+    """The category's λ."""
+    exact_numerator: int
+    exact_denominator: int
+    reason: str | None = None
+    """The admin's reason, for an override."""
+
+    @property
+    def exact(self) -> Fraction:
+        """The award before rounding to the cent."""
+        return Fraction(self.exact_numerator, self.exact_denominator)
+
+    @property
+    def share_of_bill(self) -> Fraction:
+        """The part of the bill paid by the award (0 for an empty bill)."""
+        return Fraction(self.cents, self.bill) if self.bill else Fraction(0)
+
+    @property
+    def percent_of_bill(self) -> Decimal:
+        """The percentage off the bill, to two places."""
+        return round_money(self.share_of_bill * 100)
+
+
+class MemberAward(NamedTuple):
+    """Everything one member gets, with the inputs behind it."""
+
+    key: Hashable
+    weight: Exact
+    inputs: Mapping[str, Any]
+    eligible: bool
+    lines: dict[str, AwardLine]
+
+    @property
+    def cents(self) -> int:
+        return sum(line.cents for line in self.lines.values())
+
+    def explain(self) -> str:
+        """A plain-language account of the award, one line per category."""
+        inputs = ", ".join(f"{name} {value}" for name, value in self.inputs.items())
+        head = f"{self.key}: need weight {self.weight}" + (f" (from {inputs})" if inputs else "")
+        if not self.eligible:
+            head += "; not eligible for a subsidy"
+        rows = [head]
+        for line in self.lines.values():
+            bill = format_money(from_cents(line.bill))
+            award = format_money(from_cents(line.cents))
+            row = f"  {line.category}: {award} off a {bill} bill ({line.percent_of_bill}%), "
+            if line.limit is Limit.NOT_ELIGIBLE:
+                row += "not eligible"
+            elif line.limit is Limit.OVERRIDE:
+                row += f"override: {line.reason}"
+            elif line.limit is Limit.CAP:
+                row += f"reached its cap of {format_money(from_cents(line.cap))}"
+            elif line.limit is Limit.FLOOR:
+                row += f"raised to the floor of {format_money(from_cents(line.floor))}"
+            elif line.limit in (Limit.FLOOR_SCALED, Limit.FLOOR_SCALED_LEFTOVER_CENT):
+                row += (
+                    f"not enough money for every floor: its floor of {format_money(from_cents(line.floor))}"
+                    " scaled down like everyone's"
+                )
+                if line.limit is Limit.FLOOR_SCALED_LEFTOVER_CENT:
+                    row += ", plus a leftover cent (largest remainder)"
+            else:
+                row += (
+                    f"level λ = {line.level}: λ · {self.weight} · {bill} ≈ "
+                    f"{_approximately(line.exact / 100)}, rounded down to the cent"
+                )
+                if line.limit is Limit.LEVEL_LEFTOVER_CENT:
+                    row += ", plus a leftover cent (largest remainder)"
+            rows.append(row)
+        return "\n".join(rows)
+
+
+@dataclass(frozen=True)
+class CategoryOutcome:
+    """What one category got from the fund."""
+
+    category: str
+    level: Fraction
+    """λ: awards at the level are λ · weight · bill."""
+    available: int
+    """Money this category could draw on when its turn came (overrides included)."""
+    paid: int
+    from_restricted: int
+    from_unrestricted: int
+    overridden: int
+    """Part of ``paid`` fixed by overrides."""
+    floors_scaled: bool
+    """True when the money could not cover every floor."""
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """The result: awards per member (sorted by key), per category, and what stays in the fund."""
+
+    members: dict[Hashable, MemberAward]
+    categories: dict[str, CategoryOutcome]
+    paid: int
+    unrestricted_left: int
+    restricted_left: dict[str, int]
+
+    def award(self, key: Hashable, category: str) -> int:
+        line = self.members[key].lines.get(category)
+        return 0 if line is None else line.cents
+
+    def awards(self) -> dict[Hashable, dict[str, int]]:
+        """Cents per member per category."""
+        return {
+            key: {category: line.cents for category, line in member.lines.items()}
+            for key, member in self.members.items()
+        }
+
+
+def _approximately(value: Fraction) -> Decimal:
+    """A rational amount to four places, for reading (never for money)."""
+    return Decimal(value.numerator * 10_000 // value.denominator) / 10_000
+
+
+# --------------------------------------------------------------------------- the engine
+
+
+def allocate_subsidies(
+    members: Iterable[Member],
+    funds: Funds,
+    policy: Policy,
+    overrides: Iterable[Override] = (),
+) -> Allocation:
+    """Share the fund among eligible members by weighted water-filling.
+
+    Deterministic and independent of the order of ``members``.
+    Raises :class:`AllocationError` for bad input (duplicate keys, a weight that is
+    not positive, a bill in a category without a policy, an override the money
+    cannot cover...).
+    """
+    ordered = _in_key_order(list(members))
+    keys = [member.key for member in ordered]
+    index_of = {key: index for index, key in enumerate(keys)}
+    if len(index_of) != len(ordered):
+        raise AllocationError("a member is listed twice")
+    weights, scaled_weights, scale = _read_weights(ordered)
+    uncovered = set().union(*(member.bills for member in ordered)) - set(policy.categories)
+    if uncovered:
+        names = ", ".join(sorted(map(str, uncovered)))
+        raise AllocationError(f"bills for {names}, which the policy does not cover")
+    fixed = _read_overrides(overrides, ordered, index_of)
+
+    unrestricted = funds.unrestricted
+    restricted = {str(category): cents for category, cents in funds.restricted.items()}
+    order = policy.order()
+
+    # Overrides come off the top: their own restricted money first, then unrestricted money.
+    drawn: dict[str, tuple[int, int]] = {}
+    for category in order:
+        total = sum(override.cents for (_, cat), override in fixed.items() if cat == category)
+        from_restricted = min(total, restricted.get(category, 0))
+        from_unrestricted = total - from_restricted
+        if from_unrestricted > unrestricted:
+            raise AllocationError(f"the overrides in {category} are more than the money available for it")
+        unrestricted -= from_unrestricted
+        restricted[category] = restricted.get(category, 0) - from_restricted
+        drawn[category] = (from_restricted, from_unrestricted)
+
+    eligible = [member.eligible for member in ordered]
+    lines: list[dict[str, AwardLine]] = [{} for _ in ordered]
+    outcomes: dict[str, CategoryOutcome] = {}
+    for category in order:
+        category_policy = policy.categories[category]
+        share: Fraction = category_policy.max_share  # type: ignore[assignment]  # normalised
+        share_numerator, share_denominator = share.numerator, share.denominator
+        absolute_cap = category_policy.cap_cents
+        policy_floor = category_policy.floor_cents
+        # Column-wise (list comprehensions and map() run at C speed): a club may have thousands.
+        all_bills = [member.bills.get(category, 0) for member in ordered]
+        for index in [index for index, bill in enumerate(all_bills) if type(bill) is not int or bill < 0]:
+            _cents(all_bills[index], f"bill of {keys[index]!r} for {category}")
+        billed = [index for index, bill in enumerate(all_bills) if bill]
+        set_apart = [index for index in billed if not eligible[index] or (index, category) in fixed]
+        indices = [index for index in billed if eligible[index] and (index, category) not in fixed]
+        bills = [all_bills[index] for index in indices]
+        caps = [bill * share_numerator // share_denominator for bill in bills]
+        if absolute_cap is not None:
+            caps = list(map(min, caps, repeat(absolute_cap)))
+        floors = list(map(min, caps, repeat(policy_floor)))
+        products = list(map(mul, map(scaled_weights.__getitem__, indices), bills))
+        for index in set_apart:
+            bill = all_bills[index]
+            cap = min(
+                bill * share_numerator // share_denominator, bill if absolute_cap is None else absolute_cap
+            )
+            override = fixed.get((index, category))
+            cents = 0 if override is None else override.cents
+            lines[index][category] = AwardLine(
+                category, bill, cap, min(policy_floor, cap), cents,
+                Limit.NOT_ELIGIBLE if override is None else Limit.OVERRIDE,
+                Fraction(0), cents, 1, None if override is None else override.reason,
+            )  # fmt: skip
+
+        own = restricted.get(category, 0)
+        available = own + unrestricted
+        fill = _fill(products, caps, floors, available, [keys[index] for index in indices])
+        level = fill.level * scale
+        count = len(indices)
+        # Built column-wise, at C speed: these are the bulk of the work for a large club.
+        new_lines = map(
+            _new_award_line,
+            zip(
+                repeat(category, count), bills, caps, floors, fill.cents, fill.limits,
+                repeat(level, count), fill.numerators, repeat(fill.denominator, count), repeat(None, count),
+                strict=True,
+            ),
+        )  # fmt: skip
+        for index, line in zip(indices, new_lines, strict=True):
+            lines[index][category] = line
+        from_restricted = min(own, fill.paid)
+        from_unrestricted = fill.paid - from_restricted
+        restricted[category] = own - from_restricted
+        unrestricted -= from_unrestricted
+        over_restricted, over_unrestricted = drawn[category]
+        overridden = over_restricted + over_unrestricted
+        outcomes[category] = CategoryOutcome(
+            category=category,
+            level=level,
+            available=available + overridden,
+            paid=fill.paid + overridden,
+            from_restricted=from_restricted + over_restricted,
+            from_unrestricted=from_unrestricted + over_unrestricted,
+            overridden=overridden,
+            floors_scaled=fill.floors_scaled,
+        )
+
+    inputs = [member.inputs for member in ordered]
+    members_awards = map(_new_member_award, zip(keys, weights, inputs, eligible, lines, strict=True))
+    awards = dict(zip(keys, members_awards, strict=True))
+    return Allocation(
+        members=awards,
+        categories=outcomes,
+        paid=sum(outcome.paid for outcome in outcomes.values()),
+        unrestricted_left=unrestricted,
+        restricted_left=restricted,
+    )
+
+
+_new_award_line = partial(tuple.__new__, AwardLine)
+_new_member_award = partial(tuple.__new__, MemberAward)
+
+
+def _in_key_order(members: list[Member]) -> list[Member]:
+    """Members sorted by key: plainly when the keys are all ints or all strings, else by type and repr."""
+    keys = [member.key for member in members]
+    kinds = set(map(type, keys))
+    if kinds != {int} and kinds != {str}:
+        keys = [money_tie_key(key) for key in keys]
+    try:
+        return [members[i] for i in sorted(range(len(members)), key=keys.__getitem__)]
+    except TypeError as exc:
+        raise AllocationError("member keys cannot be put in order") from exc
+
+
+def _read_weights(ordered: list[Member]) -> tuple[list[Exact], list[int], int]:
+    """Check the weights: as given (strings read as fractions), as integers over a common scale, the scale.
+
+    The scale is the least common multiple of the eligible members' weight denominators,
+    so that weight · scale · bill is an integer for everyone.
+    """
+    weights: list[Exact] = [member.weight for member in ordered]
+    if set(map(type, weights)) <= {int}:
+        ratios = [(weight, 1) for weight in weights]
+    else:
+        for index, weight in enumerate(weights):
+            if type(weight) not in _EXACT_TYPES:
+                weights[index] = _exact(weight, f"weight of {ordered[index].key!r}")
+        ratios = [weight.as_integer_ratio() for weight in weights]
+    for member, (numerator, _) in zip(ordered, ratios, strict=True):
+        if member.eligible and numerator <= 0:
+            raise AllocationError(f"weight of {member.key!r} must be positive (got {member.weight})")
+    scale = math.lcm(
+        *{denominator for member, (_, denominator) in zip(ordered, ratios, strict=True) if member.eligible}
+    )
+    return weights, [numerator * (scale // denominator) for numerator, denominator in ratios], scale
+
+
+def _read_overrides(
+    overrides: Iterable[Override], ordered: list[Member], index_of: dict[Hashable, int]
+) -> dict[tuple[int, str], Override]:
+    fixed: dict[tuple[int, str], Override] = {}
+    for override in overrides:
+        index = index_of.get(override.member)
+        if index is None:
+            raise AllocationError(f"override for {override.member!r}, who is not in this allocation")
+        member = ordered[index]
+        if not member.eligible:
+            raise AllocationError(f"override for {override.member!r}, who is not eligible")
+        if (index, override.category) in fixed:
+            raise AllocationError(f"two overrides for {override.member!r} in {override.category}")
+        if override.cents > member.bills.get(override.category, 0):
+            raise AllocationError(
+                f"override for {override.member!r} is more than its {override.category} bill"
+            )
+        fixed[(index, override.category)] = override
+    return fixed
+
+
+class _Fill(NamedTuple):
+    paid: int
+    level: Fraction  # in units of the scaled weight: multiply by the weight scale for λ
+    floors_scaled: bool
+    cents: list[int]
+    limits: list[Limit]
+    numerators: list[int]
+    denominator: int
+
+
+def _fill(products: list[int], caps: list[int], floors: list[int], money: int, keys: list[Hashable]) -> _Fill:
+    """Water-fill one category: award_i = clamp(μ · products_i, floors_i, caps_i), Σ award = paid.
+
+    ``products`` are the (integer-scaled) weight · bill, all positive; floors ≤ caps.
+    """
+    total_caps = sum(caps)
+    total_floors = sum(floors)
+    count = len(products)
+
+    if money >= total_caps:
+        # Everyone reaches the cap: λ is the level at which the last one gets there.
+        best_cap, best_product = 0, 1
+        for cap, product in zip(caps, products, strict=True):
+            if cap * best_product > best_cap * product:
+                best_cap, best_product = cap, product
+        return _Fill(
+            total_caps,
+            Fraction(best_cap, best_product),
+            False,
+            list(caps),
+            [Limit.CAP] * count,
+            list(caps),
+            1,
+        )
+
+    if money < total_floors:
+        # Not enough for every floor: each gets the same fraction of its floor.
+        numerators = [money * floor for floor in floors]
+        cents, topped = _round(numerators, total_floors, money, keys)
+        limits = [Limit.FLOOR_SCALED] * count
+        for position in topped:
+            limits[position] = Limit.FLOOR_SCALED_LEFTOVER_CENT
+        return _Fill(money, Fraction(0), True, cents, limits, numerators, total_floors)
+
+    segment = _level_segment(products, caps, floors, money, exact_keys=False)
+    classified = _classify(products, caps, floors, money, segment)
+    if classified is None:  # breakpoints too close for floats: search again with exact keys
+        segment = _level_segment(products, caps, floors, money, exact_keys=True)
+        classified = _classify(products, caps, floors, money, segment)
+        if classified is None:  # pragma: no cover - the exact search cannot miss
+            raise AssertionError("water-filling found no level")
+    numerators, limits = classified
+    surplus, denominator = segment
+    cents, topped = _round(numerators, denominator, money, keys)
+    for position in topped:
+        limits[position] = Limit.LEVEL_LEFTOVER_CENT
+    return _Fill(money, Fraction(surplus, denominator), False, cents, limits, numerators, denominator)
+
+
+def _level_segment(
+    products: list[int], caps: list[int], floors: list[int], money: int, *, exact_keys: bool
+) -> tuple[int, int]:
+    """The level μ = N / D (as the pair N, D) at which Σ clamp(μ · p, floor, cap) = money.
+
+    Requires Σ floors ≤ money < Σ caps. Each member has two breakpoints: μ = floor/p where
+    it leaves its floor, μ = cap/p where it reaches its cap. Sorted, they cut μ into segments
+    on which the total is F + U + μ · P (floors still held, caps reached, products at the
+    level); prefix sums give those per segment, and a binary search finds the segment.
+    """
+    count = len(products)
+    numerators = floors + caps
+    denominators = products + products
+    if exact_keys:
+        keys: list[Any] = [Fraction(n, d) for n, d in zip(numerators, denominators, strict=True)]
+    else:
+        keys = [n / d for n, d in zip(numerators, denominators, strict=True)]
+    order = sorted(range(2 * count), key=keys.__getitem__)
+    pick = itemgetter(*order)  # at least two breakpoints: there is at least one member
+    floor_held = list(accumulate(pick([-f for f in floors] + [0] * count), initial=sum(floors)))
+    cap_reached = list(accumulate(pick([0] * count + caps), initial=0))
+    at_level = list(accumulate(pick(products + [-p for p in products]), initial=0))
+
+    # Smallest k such that the total at breakpoint k (after passing it) exceeds the money.
+    low, high = 0, 2 * count - 1
+    while low < high:
+        middle = (low + high) // 2
+        event = order[middle]
+        num, den = numerators[event], denominators[event]
+        state = middle + 1
+        if (floor_held[state] + cap_reached[state] - money) * den + num * at_level[state] > 0:
+            high = middle
+        else:
+            low = middle + 1
+    # The level lies on the segment just before breakpoint `low`.
+    return money - floor_held[low] - cap_reached[low], at_level[low]
+
+
+def _classify(
+    products: list[int], caps: list[int], floors: list[int], money: int, segment: tuple[int, int]
+) -> tuple[list[int], list[Limit]] | None:
+    """Exact award numerators (over the segment's denominator) and limits; None if the level is wrong."""
+    surplus, denominator = segment
+    if denominator <= 0 or surplus < 0:
+        return None
+    # Column-wise with C-level map(): award = clamp(surplus · product, floor · D, cap · D) / D.
+    at_level = list(map(mul, products, repeat(surplus)))
+    at_cap = list(map(mul, caps, repeat(denominator)))
+    at_floor = list(map(mul, floors, repeat(denominator)))
+    numerators = list(map(max, map(min, at_level, at_cap), at_floor))
+    if sum(numerators) != money * denominator:
+        return None
+    cap, floor, level = Limit.CAP, Limit.FLOOR, Limit.LEVEL
+    limits = [
+        cap if value >= high else floor if low and value <= low else level
+        for value, high, low in zip(at_level, at_cap, at_floor, strict=True)
+    ]
+    return numerators, limits
+
+
+def _round(
+    numerators: list[int], denominator: int, total: int, keys: list[Hashable]
+) -> tuple[list[int], list[int]]:
+    """Round numerators/denominator (summing exactly to ``total``) to whole cents.
+
+    Largest remainder, exactly as :func:`buyersclub.money.allocate_cents`: round every
+    part down, then one leftover cent each to the largest remainders, ties broken by
+    the member key in that function's order. Returns the cents and the positions that
+    received a leftover cent.
+    """
+    cents = list(map(floordiv, numerators, repeat(denominator)))
+    left = total - sum(cents)
+    if not left:
+        return cents, []
+    remainders = list(map(mod, numerators, repeat(denominator)))
+    by_remainder = sorted(range(len(cents)), key=remainders.__getitem__, reverse=True)
+    topped = by_remainder[:left]
+    cutoff = remainders[topped[-1]]
+    if left < len(by_remainder) and remainders[by_remainder[left]] == cutoff:
+        # Members with the same remainder on both sides of the cut: the key decides between them.
+        sure = [position for position in topped if remainders[position] != cutoff]
+        tied = [position for position in by_remainder if remainders[position] == cutoff]
+        tied.sort(key=lambda position: money_tie_key(keys[position]))
+        topped = sure + tied[: left - len(sure)]
+    for position in topped:
+        cents[position] += 1
+    return cents, topped
