@@ -238,3 +238,19 @@ def test_trial_balance_is_one_query(session, clerk, count_queries):
     with count_queries() as counter:
         trial_balance()
     assert counter.count == 1
+
+
+def test_a_reversal_racing_another_is_a_conflict_not_a_broken_session(session, clerk,
+                                                                       monkeypatch):
+    entry = grant(clerk)
+    first = reverse_entry(clerk, entry.id, "Duplicate")
+    # As if the other request's reversal was not yet visible when this one checked.
+    monkeypatch.setattr("buyersclub.ledger.services.reversal_of", lambda entry_id: None)
+
+    with pytest.raises(Conflict, match="already been reversed"):
+        reverse_entry(clerk, entry.id, "Duplicate, said twice")
+
+    assert session.scalars(select(JournalEntry.id).where(
+        JournalEntry.reverses_id == entry.id)).all() == [first.id]
+    assert account_balance(chart.CASH) == D("0.00")
+    assert trial_balance().balanced
