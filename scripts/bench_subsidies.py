@@ -1,9 +1,12 @@
 """Time the subsidy engine on 10,000 random members (the budget is 50 ms).
 
 Run: ``.venv/bin/python scripts/bench_subsidies.py [members] [repeats]``.
-Prints the best and median time of ``allocate_subsidies`` alone (the members
-are built beforehand), for one category and for two with priorities: wall-clock
-time, and the process's CPU time, which is the fairer figure on a busy machine.
+
+Prints the best and median time of ``allocate_subsidies`` alone (the members are
+built beforehand), for one category and for two with priorities. On a shared
+machine wall-clock time says little, so each run is paired with a plain-float
+water-filling of the same members (what NOTES.md measured at about 17 ms for
+10,000 members), and the engine's time is also given as a multiple of it.
 """
 
 from __future__ import annotations
@@ -33,28 +36,57 @@ def random_members(count: int, rng: random.Random, categories: tuple[str, ...]) 
     return members
 
 
+def float_water_filling(members: list[Member], category: str, policy: CategoryPolicy, money: float) -> float:
+    """The reference: λ by sorting breakpoints and sweeping, in floats (no cents, no explanation)."""
+    share = float(policy.max_share)  # type: ignore[arg-type]
+    rows = []
+    for member in members:
+        bill = member.bills.get(category, 0)
+        if member.eligible and bill:
+            cap = bill * share if policy.cap_cents is None else min(bill * share, policy.cap_cents)
+            rows.append((float(member.weight) * bill, cap, min(policy.floor_cents, cap)))
+    events = sorted([(floor / product, product, -floor) for product, _, floor in rows]
+                    + [(cap / product, -product, cap) for product, cap, _ in rows])  # fmt: skip
+    fixed, slope = sum(floor for _, _, floor in rows), 0.0
+    level = 0.0
+    for level, product_change, fixed_change in events:
+        if fixed + slope * level >= money:
+            break
+        fixed += fixed_change
+        slope += product_change
+    else:
+        return level
+    return (money - fixed) / slope if slope else level
+
+
 def bench(count: int, repeats: int, categories: tuple[str, ...], policy: Policy, funds: Funds) -> None:
     rng = random.Random(20261122)
     members = random_members(count, rng, categories)
-    wall, cpu = [], []
+    first = categories[0]
+    wall, cpu, reference = [], [], []
     for _ in range(repeats):
         rng.shuffle(members)
         started, started_cpu = time.perf_counter(), time.process_time()
         allocation = allocate_subsidies(members, funds, policy)
         cpu.append(time.process_time() - started_cpu)
         wall.append(time.perf_counter() - started)
+        started_cpu = time.process_time()
+        float_water_filling(members, first, policy.categories[first], funds.unrestricted)
+        reference.append(time.process_time() - started_cpu)
     levels = ", ".join(f"{name} λ≈{float(o.level):.6f}" for name, o in allocation.categories.items())
+    ratio = statistics.median(c / r for c, r in zip(cpu, reference, strict=True) if r)
     print(
         f"{count} members, {len(categories)} categor{'y' if len(categories) == 1 else 'ies'}: "
         f"wall best {min(wall) * 1000:.1f} ms, median {statistics.median(wall) * 1000:.1f} ms; "
-        f"CPU best {min(cpu) * 1000:.1f} ms, median {statistics.median(cpu) * 1000:.1f} ms "
-        f"(paid {allocation.paid} cents; {levels})"
+        f"CPU best {min(cpu) * 1000:.1f} ms, median {statistics.median(cpu) * 1000:.1f} ms; "
+        f"float reference (one category) CPU best {min(reference) * 1000:.1f} ms; "
+        f"engine/reference {ratio:.2f} (paid {allocation.paid} cents; {levels})"
     )
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+    repeats = int(sys.argv[2]) if len(sys.argv) > 2 else 11
     one = Policy({"naloxone": CategoryPolicy(max_share=Fraction(1, 2), cap_cents=40_000, floor_cents=2_500)})
     bench(count, repeats, ("naloxone",), one, Funds(count * 10_000))
     two = Policy(

@@ -73,8 +73,8 @@ from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from functools import partial
-from itertools import accumulate, repeat
-from operator import floordiv, itemgetter, mod, mul
+from itertools import accumulate, compress, count, repeat
+from operator import eq, floordiv, gt, itemgetter, methodcaller, mod, mul, neg, truediv
 from typing import Any, NamedTuple
 
 from buyersclub.money import _sort_key as money_tie_key
@@ -96,7 +96,7 @@ __all__ = [
 ]
 
 Exact = int | Fraction | Decimal
-_EXACT_TYPES = (int, Fraction, Decimal)
+_EXACT_TYPES = frozenset({int, Fraction, Decimal})
 
 
 class AllocationError(ValueError):
@@ -411,6 +411,7 @@ def allocate_subsidies(
         drawn[category] = (from_restricted, from_unrestricted)
 
     eligible = [member.eligible for member in ordered]
+    bill_books = [member.bills for member in ordered]
     lines: list[dict[str, AwardLine]] = [{} for _ in ordered]
     outcomes: dict[str, CategoryOutcome] = {}
     for category in order:
@@ -420,17 +421,21 @@ def allocate_subsidies(
         absolute_cap = category_policy.cap_cents
         policy_floor = category_policy.floor_cents
         # Column-wise (list comprehensions and map() run at C speed): a club may have thousands.
-        all_bills = [member.bills.get(category, 0) for member in ordered]
-        for index in [index for index, bill in enumerate(all_bills) if type(bill) is not int or bill < 0]:
-            _cents(all_bills[index], f"bill of {keys[index]!r} for {category}")
-        billed = [index for index, bill in enumerate(all_bills) if bill]
-        set_apart = [index for index in billed if not eligible[index] or (index, category) in fixed]
-        indices = [index for index in billed if eligible[index] and (index, category) not in fixed]
-        bills = [all_bills[index] for index in indices]
-        caps = [bill * share_numerator // share_denominator for bill in bills]
+        all_bills = list(map(methodcaller("get", category, 0), bill_books))
+        if not set(map(type, all_bills)) <= {int} or min(all_bills, default=0) < 0:
+            for index, bill in enumerate(all_bills):
+                _cents(bill, f"bill of {keys[index]!r} for {category}")
+        billed = list(compress(count(), all_bills))
+        fixed_here = {index for index, cat in fixed if cat == category}
+        indices = list(compress(billed, map(eligible.__getitem__, billed)))
+        if fixed_here:
+            indices = [index for index in indices if index not in fixed_here]
+        set_apart = sorted(set(billed) - set(indices)) if len(indices) < len(billed) else []
+        bills = list(map(all_bills.__getitem__, indices))
+        caps = list(map(floordiv, map(mul, bills, repeat(share_numerator)), repeat(share_denominator)))
         if absolute_cap is not None:
-            caps = list(map(min, caps, repeat(absolute_cap)))
-        floors = list(map(min, caps, repeat(policy_floor)))
+            caps = [absolute_cap if absolute_cap < cap else cap for cap in caps]
+        floors = [policy_floor if policy_floor < cap else cap for cap in caps]
         products = list(map(mul, map(scaled_weights.__getitem__, indices), bills))
         for index in set_apart:
             bill = all_bills[index]
@@ -442,20 +447,20 @@ def allocate_subsidies(
             lines[index][category] = AwardLine(
                 category, bill, cap, min(policy_floor, cap), cents,
                 Limit.NOT_ELIGIBLE if override is None else Limit.OVERRIDE,
-                Fraction(0), cents, 1, None if override is None else override.reason,
+                _NO_LEVEL, cents, 1, None if override is None else override.reason,
             )  # fmt: skip
 
         own = restricted.get(category, 0)
         available = own + unrestricted
         fill = _fill(products, caps, floors, available, [keys[index] for index in indices])
         level = fill.level * scale
-        count = len(indices)
+        size = len(indices)
         # Built column-wise, at C speed: these are the bulk of the work for a large club.
         new_lines = map(
             _new_award_line,
             zip(
-                repeat(category, count), bills, caps, floors, fill.cents, fill.limits,
-                repeat(level, count), fill.numerators, repeat(fill.denominator, count), repeat(None, count),
+                repeat(category, size), bills, caps, floors, fill.cents, fill.limits,
+                repeat(level, size), fill.numerators, repeat(fill.denominator, size), repeat(None, size),
                 strict=True,
             ),
         )  # fmt: skip
@@ -490,6 +495,7 @@ def allocate_subsidies(
     )
 
 
+_NO_LEVEL = Fraction(0)
 _new_award_line = partial(tuple.__new__, AwardLine)
 _new_member_award = partial(tuple.__new__, MemberAward)
 
@@ -513,20 +519,20 @@ def _read_weights(ordered: list[Member]) -> tuple[list[Exact], list[int], int]:
     so that weight · scale · bill is an integer for everyone.
     """
     weights: list[Exact] = [member.weight for member in ordered]
-    if set(map(type, weights)) <= {int}:
-        ratios = [(weight, 1) for weight in weights]
-    else:
+    if not set(map(type, weights)) <= _EXACT_TYPES:
         for index, weight in enumerate(weights):
             if type(weight) not in _EXACT_TYPES:
                 weights[index] = _exact(weight, f"weight of {ordered[index].key!r}")
-        ratios = [weight.as_integer_ratio() for weight in weights]
-    for member, (numerator, _) in zip(ordered, ratios, strict=True):
-        if member.eligible and numerator <= 0:
-            raise AllocationError(f"weight of {member.key!r} must be positive (got {member.weight})")
-    scale = math.lcm(
-        *{denominator for member, (_, denominator) in zip(ordered, ratios, strict=True) if member.eligible}
-    )
-    return weights, [numerator * (scale // denominator) for numerator, denominator in ratios], scale
+    ratios = list(map(methodcaller("as_integer_ratio"), weights))
+    numerators = list(map(itemgetter(0), ratios))
+    denominators = list(map(itemgetter(1), ratios))
+    eligible = [member.eligible for member in ordered]
+    if min(compress(numerators, eligible), default=1) <= 0:
+        for member, numerator in zip(ordered, numerators, strict=True):
+            if member.eligible and numerator <= 0:
+                raise AllocationError(f"weight of {member.key!r} must be positive (got {member.weight})")
+    scale = math.lcm(*set(compress(denominators, eligible)))
+    return weights, list(map(mul, numerators, map(floordiv, repeat(scale), denominators))), scale
 
 
 def _read_overrides(
@@ -567,7 +573,7 @@ def _fill(products: list[int], caps: list[int], floors: list[int], money: int, k
     """
     total_caps = sum(caps)
     total_floors = sum(floors)
-    count = len(products)
+    size = len(products)
 
     if money >= total_caps:
         # Everyone reaches the cap: λ is the level at which the last one gets there.
@@ -580,7 +586,7 @@ def _fill(products: list[int], caps: list[int], floors: list[int], money: int, k
             Fraction(best_cap, best_product),
             False,
             list(caps),
-            [Limit.CAP] * count,
+            [Limit.CAP] * size,
             list(caps),
             1,
         )
@@ -589,7 +595,7 @@ def _fill(products: list[int], caps: list[int], floors: list[int], money: int, k
         # Not enough for every floor: each gets the same fraction of its floor.
         numerators = [money * floor for floor in floors]
         cents, topped = _round(numerators, total_floors, money, keys)
-        limits = [Limit.FLOOR_SCALED] * count
+        limits = [Limit.FLOOR_SCALED] * size
         for position in topped:
             limits[position] = Limit.FLOOR_SCALED_LEFTOVER_CENT
         return _Fill(money, Fraction(0), True, cents, limits, numerators, total_floors)
@@ -619,32 +625,29 @@ def _level_segment(
     on which the total is F + U + μ · P (floors still held, caps reached, products at the
     level); prefix sums give those per segment, and a binary search finds the segment.
     """
-    count = len(products)
+    size = len(products)
     numerators = floors + caps
     denominators = products + products
-    if exact_keys:
-        keys: list[Any] = [Fraction(n, d) for n, d in zip(numerators, denominators, strict=True)]
-    else:
-        keys = [n / d for n, d in zip(numerators, denominators, strict=True)]
-    order = sorted(range(2 * count), key=keys.__getitem__)
+    keys: list[Any] = list(map(Fraction if exact_keys else truediv, numerators, denominators))
+    order = sorted(range(2 * size), key=keys.__getitem__)
     pick = itemgetter(*order)  # at least two breakpoints: there is at least one member
-    floor_held = list(accumulate(pick([-f for f in floors] + [0] * count), initial=sum(floors)))
-    cap_reached = list(accumulate(pick([0] * count + caps), initial=0))
-    at_level = list(accumulate(pick(products + [-p for p in products]), initial=0))
+    # Amounts held at a floor or reached a cap ("fixed"), and the sum of products still at the level.
+    fixed = list(accumulate(pick(list(map(neg, floors)) + caps), initial=sum(floors)))
+    at_level = list(accumulate(pick(products + list(map(neg, products))), initial=0))
 
     # Smallest k such that the total at breakpoint k (after passing it) exceeds the money.
-    low, high = 0, 2 * count - 1
+    low, high = 0, 2 * size - 1
     while low < high:
         middle = (low + high) // 2
         event = order[middle]
         num, den = numerators[event], denominators[event]
         state = middle + 1
-        if (floor_held[state] + cap_reached[state] - money) * den + num * at_level[state] > 0:
+        if (fixed[state] - money) * den + num * at_level[state] > 0:
             high = middle
         else:
             low = middle + 1
     # The level lies on the segment just before breakpoint `low`.
-    return money - floor_held[low] - cap_reached[low], at_level[low]
+    return money - fixed[low], at_level[low]
 
 
 def _classify(
@@ -658,12 +661,16 @@ def _classify(
     at_level = list(map(mul, products, repeat(surplus)))
     at_cap = list(map(mul, caps, repeat(denominator)))
     at_floor = list(map(mul, floors, repeat(denominator)))
-    numerators = list(map(max, map(min, at_level, at_cap), at_floor))
+    numerators = [
+        high if value >= high else low if value < low else value
+        for value, high, low in zip(at_level, at_cap, at_floor, strict=True)
+    ]
     if sum(numerators) != money * denominator:
         return None
+    # Cap when the level reaches it; floor when the level falls strictly short of it; else level.
     cap, floor, level = Limit.CAP, Limit.FLOOR, Limit.LEVEL
     limits = [
-        cap if value >= high else floor if low and value <= low else level
+        cap if value >= high else floor if value < low else level
         for value, high, low in zip(at_level, at_cap, at_floor, strict=True)
     ]
     return numerators, limits
@@ -684,15 +691,14 @@ def _round(
     if not left:
         return cents, []
     remainders = list(map(mod, numerators, repeat(denominator)))
-    by_remainder = sorted(range(len(cents)), key=remainders.__getitem__, reverse=True)
-    topped = by_remainder[:left]
-    cutoff = remainders[topped[-1]]
-    if left < len(by_remainder) and remainders[by_remainder[left]] == cutoff:
-        # Members with the same remainder on both sides of the cut: the key decides between them.
-        sure = [position for position in topped if remainders[position] != cutoff]
-        tied = [position for position in by_remainder if remainders[position] == cutoff]
+    # The smallest remainder that still earns a cent; everyone above it gets one, and those
+    # exactly at it are put in key order.
+    cutoff = sorted(remainders, reverse=True)[left - 1]
+    topped = list(compress(count(), map(gt, remainders, repeat(cutoff))))
+    tied = list(compress(count(), map(eq, remainders, repeat(cutoff))))
+    if len(topped) + len(tied) > left:
         tied.sort(key=lambda position: money_tie_key(keys[position]))
-        topped = sure + tied[: left - len(sure)]
+    topped += tied[: left - len(topped)]
     for position in topped:
         cents[position] += 1
     return cents, topped
