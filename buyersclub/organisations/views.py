@@ -80,10 +80,10 @@ def index():
 def apply():
     """Apply to join. A visitor also creates an account here; an admin creates a member."""
     signed_in = current_user.is_authenticated
-    if signed_in and current_user.organisation_id is not None:
+    admin_creates = signed_in and current_user.is_admin
+    if signed_in and not admin_creates and current_user.organisation_id is not None:
         flash("Your account already belongs to an organisation.", "info")
         return redirect(url_for(".detail", organisation_id=current_user.organisation_id))
-    admin_creates = signed_in and current_user.is_admin
     form = ProfileForm() if signed_in else ApplyWithAccountForm()
     if form.validate_on_submit():
         try:
@@ -185,9 +185,7 @@ def edit(organisation_id: int):
 @bp.post("/organisations/<int:organisation_id>/approve")
 @login_required
 def approve(organisation_id: int):
-    form = ActionForm()
-    if not form.validate_on_submit():
-        return redirect(url_for(".detail", organisation_id=organisation_id))
+    # The CSRF token of the button's form is checked by CSRFProtect for every POST.
     organisation = services.approve(current_actor(), organisation_id)
     flash(f"{organisation.name} is approved; its staff are told by e-mail.", "info")
     return redirect(url_for(".detail", organisation_id=organisation_id))

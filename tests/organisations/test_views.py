@@ -9,7 +9,7 @@ from html import unescape
 from sqlalchemy import select
 
 from buyersclub import mail
-from buyersclub.accounts.models import User
+from buyersclub.accounts.models import Role, User, UserRole
 from buyersclub.db import db, utcnow
 from buyersclub.organisations.models import MembershipStatus, Organisation
 from tests import factories
@@ -339,3 +339,20 @@ def test_pages_ask_a_visitor_to_sign_in(client, member):
         response = client.get(path)
         assert response.status_code == 302
         assert "/sign-in" in response.headers["Location"]
+
+
+def test_a_page_past_the_end_offers_the_first_page(client, admin, member, sign_in):
+    sign_in(admin)
+    html = page(client.get("/organisations?page=9"))
+    assert "There is no page 9" in html
+
+
+def test_a_user_without_organisation_is_offered_to_apply_from_the_list(client, sign_in):
+    sign_in(factories.UserFactory())
+    assert "does not belong to an organisation yet" in page(client.get("/organisations"))
+
+
+def test_an_admin_who_is_also_staff_can_still_add_a_member(client, member, sign_in):
+    member.role_grants.append(UserRole(role=Role.ADMIN))
+    sign_in(member)
+    assert "Add a member organisation" in page(client.get("/apply"))
