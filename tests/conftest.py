@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from flask_sqlalchemy.session import Session as FlaskSession
 
@@ -136,9 +137,26 @@ def session(app_ctx):
     return db.session
 
 
+class CommittingClient(FlaskClient):
+    """A test client that commits the test's own set-up before each request.
+
+    In production a request never sees another's uncommitted work; here the
+    test and the request share one session, so without this a request that
+    rolls back (any 4xx) would also throw away the data the test arranged.
+    """
+
+    def open(self, *args, **kwargs):
+        db.session.commit()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app_ctx):
-    return app_ctx.test_client()
+    app_ctx.test_client_class = CommittingClient
+    try:
+        return app_ctx.test_client()
+    finally:
+        app_ctx.test_client_class = None
 
 
 @pytest.fixture
@@ -209,3 +227,17 @@ def sign_in(client):
         return client
 
     return _sign_in
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_pooled_connections():
+    """Close the connections left in every application's pool when the run ends.
+
+    Threads in ``committing_db`` tests check connections into the pools; without
+    this, pytest's final garbage collection finds them open and (warnings being
+    errors) fails the run after all tests passed.
+    """
+    yield
+    for engines in list(db._app_engines.values()):
+        for engine in engines.values():
+            engine.dispose()

@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from buyersclub.accounts.models import ApiToken, LoginAttempt, Role, User, UserRole
@@ -138,14 +138,29 @@ def user_for_token(plain: str) -> User | None:
     """The active user behind a bearer token, or None; notes when the token was used.
 
     ``last_used_at`` is written at most once a minute per token, so a busy
-    integration does not turn every read into a write.
+    integration does not turn every read into a write. The write skips a row
+    another request is already updating (PostgreSQL ``SKIP LOCKED``): concurrent
+    requests with one token never wait for each other over a timestamp.
     """
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(plain)))
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None
     now = utcnow()
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        token.last_used_at = now
+    stale = now - LAST_USED_RESOLUTION
+    if token.last_used_at is None or token.last_used_at <= stale:
+        claim = (
+            select(ApiToken.id)
+            .where(
+                ApiToken.id == token.id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
+            )
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        db.session.execute(
+            update(ApiToken).where(ApiToken.id == claim).values(last_used_at=now),
+            execution_options={"synchronize_session": False},
+        )
     return token.user
 
 

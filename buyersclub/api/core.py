@@ -120,6 +120,8 @@ class EndpointSpec:
     description: str
     tag: str
     query: dict[str, str] = field(default_factory=dict)
+    # Top-level response fields never kept for Idempotency-Key replays (e.g. a new token's secret).
+    secret_fields: tuple[str, ...] = ()
 
 
 class ApiBlueprint(Blueprint):
@@ -142,8 +144,13 @@ class ApiBlueprint(Blueprint):
         status: int = 200,
         paginated: bool = False,
         query: dict[str, str] | None = None,
+        secret_fields: tuple[str, ...] = (),
     ) -> Callable:
-        """Register an endpoint. ``roles=None`` lets any signed-in user call it."""
+        """Register an endpoint. ``roles=None`` lets any signed-in user call it.
+
+        ``secret_fields`` names top-level response fields that must never be
+        stored: an Idempotency-Key replay returns them as ``null``.
+        """
 
         def decorator(view: Callable) -> Callable:
             spec = EndpointSpec(
@@ -158,6 +165,7 @@ class ApiBlueprint(Blueprint):
                 description=(view.__doc__ or "").strip(),
                 tag=self.tag,
                 query=query or {},
+                secret_fields=tuple(secret_fields),
             )
             self.specs.append(spec)
 
@@ -182,7 +190,7 @@ class ApiBlueprint(Blueprint):
                     result, code = result
                 response = result if isinstance(result, Response) else json_response(result, code)
                 if spec.method == "POST":
-                    remember_response(actor, response)
+                    remember_response(actor, response, secret_fields=spec.secret_fields)
                 return response
 
             self.add_url_rule(rule, view.__name__, wrapper, methods=[spec.method])
@@ -226,10 +234,14 @@ def stored_replay(user_id: int, key: str) -> Response | None:
     if record is None:
         return None
     if record.request_hash != _request_hash():
-        raise Conflict(
-            "This Idempotency-Key was already used with a different request.",
-            field="Idempotency-Key",
-            code="idempotency_key_reused",
+        # Returned, not raised: the commit point calls this after a failed commit,
+        # outside the view, where no error handler would turn an exception into a 409.
+        return domain_error_response(
+            Conflict(
+                "This Idempotency-Key was already used with a different request.",
+                field="Idempotency-Key",
+                code="idempotency_key_reused",
+            )
         )
     response = Response(record.response_body, status=record.status_code, mimetype="application/json")
     response.headers["Idempotent-Replayed"] = "true"
@@ -246,11 +258,28 @@ def idempotent_replay(actor: Actor) -> Response | None:
     return stored_replay(actor.user_id, key)
 
 
-def remember_response(actor: Actor, response: Response) -> None:
-    """Store a successful POST's response in the same transaction as its effect."""
+def remember_response(
+    actor: Actor, response: Response, *, secret_fields: tuple[str, ...] = ()
+) -> None:
+    """Store a successful POST's response in the same transaction as its effect.
+
+    Not flushed here: the commit point inserts it. When a concurrent request
+    with the same key committed first, that insert violates the unique key at
+    commit, everything of this request is rolled back and the first response
+    is replayed (``BuyersClubFlask._after_failed_commit``). Flushing here would
+    raise the violation inside the view instead, as a server error.
+
+    ``secret_fields`` are stored as ``null``: a secret shown once is never kept.
+    """
     key = idempotency_key()
     if key is None or actor.user_id is None or response.status_code >= 400:
         return
+    body = response.get_data(as_text=True)
+    if secret_fields:
+        data = json.loads(body)
+        if isinstance(data, dict):
+            data.update({name: None for name in secret_fields if name in data})
+            body = json.dumps(data)
     db.session.add(
         IdempotencyRecord(
             user_id=actor.user_id,
@@ -259,11 +288,10 @@ def remember_response(actor: Actor, response: Response) -> None:
             path=request.path,
             request_hash=_request_hash(),
             status_code=response.status_code,
-            response_body=response.get_data(as_text=True),
+            response_body=body,
             location=response.headers.get("Location"),
         )
     )
-    db.session.flush()
 
 
 # --- Pagination -------------------------------------------------------------
