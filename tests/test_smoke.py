@@ -35,3 +35,7 @@ def test_dashboard_query_count_does_not_grow_with_members(client, admin, sign_in
     with count_queries() as many:
         assert client.get("/").status_code == 200
     assert many.count == few.count
+def test_fields_without_help_or_errors_have_no_empty_aria_attributes(client):
+    page = client.get("/sign-in").get_data(as_text=True)
+    assert '="None"' not in page
+    assert 'autocomplete="username"' in page
