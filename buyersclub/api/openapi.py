@@ -46,6 +46,11 @@ def _openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return API_PREFIX + path, params
 
 
+def _operation_id(method: str, rule: str) -> str:
+    words = re.sub(r"[^a-z0-9]+", "_", re.sub(r"<(?:\w+:)?(\w+)>", r"\1", rule.lower()))
+    return f"{method.lower()}_{words.strip('_')}"
+
+
 def _response_model(response: Any) -> type[BaseModel] | None:
     if isinstance(response, type) and issubclass(response, BaseModel):
         return response
@@ -75,13 +80,19 @@ def build(app: Flask) -> dict[str, Any]:
             operation: dict[str, Any] = {
                 "summary": spec.summary,
                 "tags": [spec.tag],
-                "operationId": f"{spec.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', spec.rule.lower()).strip('_')}",
+                "operationId": _operation_id(spec.method, spec.rule),
                 "security": [{"bearer": []}],
                 "parameters": list(params),
                 "responses": {},
             }
-            if spec.description:
-                operation["description"] = spec.description
+            description = spec.description
+            if spec.secret_fields:
+                names = ", ".join(f"`{name}`" for name in spec.secret_fields)
+                description = (f"{description}\n\n" if description else "") + (
+                    f"{names} is shown once: an Idempotency-Key replay returns it as null."
+                )
+            if description:
+                operation["description"] = description
             for name, text in spec.query.items():
                 operation["parameters"].append(
                     {"name": name, "in": "query", "required": False, "description": text,
@@ -110,7 +121,8 @@ def build(app: Flask) -> dict[str, Any]:
             if model is not None:
                 item = refs[(model, "serialization")]
                 schema = (
-                    {"type": "object", "properties": {
+                    {"type": "object", "required": ["items", "page", "pages", "total"],
+                     "properties": {
                         "items": {"type": "array", "items": item},
                         "page": {"type": "integer"}, "pages": {"type": "integer"},
                         "total": {"type": "integer"}}}
@@ -119,6 +131,14 @@ def build(app: Flask) -> dict[str, Any]:
                 success["content"] = {"application/json": {"schema": schema}}
             elif isinstance(spec.response, dict):
                 success["content"] = {"application/json": {"schema": spec.response}}
+            if spec.method == "POST":
+                success["headers"] = {
+                    "Idempotent-Replayed": {
+                        "description": "`true` when this is the stored response of an earlier "
+                        "request with the same Idempotency-Key",
+                        "schema": {"type": "string", "enum": ["true"]},
+                    }
+                }
             operation["responses"][str(spec.status)] = success
             for status, text in STATUS_TEXT.items():
                 operation["responses"][str(status)] = {
