@@ -96,7 +96,10 @@ def app(database_url, tmp_path_factory):
     with app.app_context():
         upgrade()
         db.engine.dispose()
-    return app
+    yield app
+    with app.app_context():
+        # Close pooled connections now, not when the interpreter collects them.
+        db.engine.dispose()
 
 
 class _OuterTransactionSession(FlaskSession):
