@@ -84,3 +84,75 @@ class DocumentFactory(Base):
     kind = DocumentKind.PRESCRIBER_ORDER
     reference = factory.Sequence(lambda n: f"SO-{n:04d}")
     expires_on = factory.LazyFunction(lambda: datetime.now(UTC).date() + timedelta(days=365))
+
+
+# --- Orders: catalogue and rounds ---------------------------------------------
+
+from decimal import Decimal  # noqa: E402
+
+from orders.models import (  # noqa: E402
+    PriceBreak,
+    Product,
+    ProductCategory,
+    Round,
+    RoundItem,
+    RoundStatus,
+    Supplier,
+)
+
+# The worked example's naloxone breaks per box: 1-239 $45, 240-959 $38, 960+ $31.
+NALOXONE_BREAKS = ((1, "45.00"), (240, "38.00"), (960, "31.00"))
+
+
+class SupplierFactory(Base):
+    class Meta:
+        model = Supplier
+
+    name = factory.Sequence(lambda n: f"Supplier {n}")
+    contact_email = "orders@supplier.test"
+
+
+class ProductFactory(Base):
+    """Naloxone nasal spray by default, with the worked example's price breaks."""
+
+    class Meta:
+        model = Product
+
+    supplier = factory.SubFactory(SupplierFactory)
+    sku = factory.Sequence(lambda n: f"SKU-{n:04d}")
+    name = factory.Sequence(lambda n: f"Naloxone nasal spray {n}")
+    category = ProductCategory.NALOXONE
+    unit = "box of 2 nasal doses"
+    pack_size = 24
+
+    @classmethod
+    def _create(cls, model_class, *args, breaks=NALOXONE_BREAKS, **kwargs):
+        product = model_class(*args, **kwargs)
+        product.price_breaks = [PriceBreak(min_units=units, unit_cost=Decimal(cost))
+                                for units, cost in breaks]
+        session = cls._meta.sqlalchemy_session_factory()
+        session.add(product)
+        session.flush()
+        return product
+
+
+class RoundFactory(Base):
+    """A draft round closing in a week; give ``items=[RoundItem(...)]`` or use RoundItemFactory."""
+
+    class Meta:
+        model = Round
+
+    name = factory.Sequence(lambda n: f"Round {n}")
+    supplier = factory.SubFactory(SupplierFactory)
+    status = RoundStatus.DRAFT
+    deadline = factory.LazyFunction(lambda: datetime.now(UTC) + timedelta(days=7))
+    minimum_order = Decimal("0.00")
+
+
+class RoundItemFactory(Base):
+    class Meta:
+        model = RoundItem
+
+    round = factory.SubFactory(RoundFactory)
+    product = factory.LazyAttribute(lambda item: ProductFactory(supplier=item.round.supplier))
+    club_price = Decimal("40.00")
