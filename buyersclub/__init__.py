@@ -95,6 +95,8 @@ def _register_blueprints(app: Flask) -> None:
     from buyersclub.organisations import api as organisations_api
     from buyersclub.organisations import views as organisations_views
     from buyersclub.web import views as web_views
+    from orders import api as orders_api
+    from orders import views as orders_views
 
     for blueprint in (
         web_views.bp,
@@ -106,6 +108,8 @@ def _register_blueprints(app: Flask) -> None:
         accounts_api.bp,
         organisations_api.bp,
         ledger_api.bp,
+        orders_views.bp,
+        orders_api.bp,
     ):
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
