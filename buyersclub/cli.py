@@ -125,7 +125,9 @@ def demo(if_empty: bool, force: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    for command in (create_admin, create_token, demo):
+    from orders.cli import rounds
+
+    for command in (create_admin, create_token, demo, rounds):
         app.cli.add_command(command)
 
 
