@@ -108,6 +108,8 @@ def commit(round_id: int, product_id: int):
         except DomainError as error:
             if error.status in (403, 404) and error.field != "product_id":
                 raise
+            if error.status == 409:  # the round stopped taking commitments: no form to show it by
+                flash(error.message, "error")
             attach_error(form, error)
             return _render_round(round_id, {product_id: form}, error.status)
         flash("Your commitment is saved." if form.quantity.data else "Your commitment is withdrawn.",

@@ -131,3 +131,17 @@ def test_admin_product_form_shows_price_break_errors_by_row(client, admin, sign_
     edit = client.get(f"/admin/products/{product.id}").get_data(as_text=True)
     assert 'value="500"' in edit and "US/ID" in edit
     assert session.scalar(select(func.count()).select_from(PriceBreak)) == 2
+
+
+def test_after_the_deadline_the_page_says_so_and_refuses_the_form(client, admin, member, sign_in, session):
+    product = factories.ProductFactory()
+    found = open_round(admin, product)
+    found.deadline = datetime.now(UTC) - timedelta(minutes=1)
+    session.commit()
+    sign_in(member)
+    assert "commitments can no longer be changed" in client.get(f"/rounds/{found.id}").get_data(as_text=True)
+    response = client.post(f"/rounds/{found.id}/commitments/{product.id}",
+                           data={f"p{product.id}-quantity": "24"})
+    assert response.status_code == 409
+    assert "has passed" in response.get_data(as_text=True)
+    assert session.scalar(select(func.count()).select_from(Commitment)) == 0
