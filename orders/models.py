@@ -184,9 +184,11 @@ class RoundItem(Base):
 class Commitment(Base):
     """A member's current quantity and tolerance for one product of a round.
 
-    ``sequence`` orders commitments for first-come-first-served: it is taken
-    when the member first commits and kept while it only lowers its quantity.
-    Every change is kept in ``commitment_changes``.
+    First-come-first-served orders commitments by ``(first_committed_at, id)``:
+    the time is kept while a member lowers its quantity or changes its
+    tolerance, and moves to the change's time when it raises the quantity or
+    commits again after withdrawing. Every change is kept in
+    ``commitment_changes``.
     """
 
     __tablename__ = "commitments"
