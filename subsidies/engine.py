@@ -341,7 +341,11 @@ class CategoryOutcome:
 
 @dataclass(frozen=True)
 class Allocation:
-    """The result: awards per member (sorted by key), per category, and what stays in the fund."""
+    """The result: awards per member, per category, and what stays in the fund.
+
+    ``members`` lists the members in the order they were given (the awards themselves
+    do not depend on that order).
+    """
 
     members: dict[Hashable, MemberAward]
     categories: dict[str, CategoryOutcome]
@@ -382,7 +386,9 @@ def allocate_subsidies(
     not positive, a bill in a category without a policy, an override the money
     cannot cover...).
     """
-    ordered = _in_key_order(list(members))
+    # No sorting needed: nothing below depends on the order except the tie-break of the
+    # leftover cents, which goes by key.
+    ordered = list(members)
     keys = [member.key for member in ordered]
     index_of = {key: index for index, key in enumerate(keys)}
     if len(index_of) != len(ordered):
@@ -439,9 +445,7 @@ def allocate_subsidies(
         products = list(map(mul, map(scaled_weights.__getitem__, indices), bills))
         for index in set_apart:
             bill = all_bills[index]
-            cap = min(
-                bill * share_numerator // share_denominator, bill if absolute_cap is None else absolute_cap
-            )
+            cap = category_policy.cap_for(bill)
             override = fixed.get((index, category))
             cents = 0 if override is None else override.cents
             lines[index][category] = AwardLine(
@@ -500,18 +504,6 @@ _new_award_line = partial(tuple.__new__, AwardLine)
 _new_member_award = partial(tuple.__new__, MemberAward)
 
 
-def _in_key_order(members: list[Member]) -> list[Member]:
-    """Members sorted by key: plainly when the keys are all ints or all strings, else by type and repr."""
-    keys = [member.key for member in members]
-    kinds = set(map(type, keys))
-    if kinds != {int} and kinds != {str}:
-        keys = [money_tie_key(key) for key in keys]
-    try:
-        return [members[i] for i in sorted(range(len(members)), key=keys.__getitem__)]
-    except TypeError as exc:
-        raise AllocationError("member keys cannot be put in order") from exc
-
-
 def _read_weights(ordered: list[Member]) -> tuple[list[Exact], list[int], int]:
     """Check the weights: as given (strings read as fractions), as integers over a common scale, the scale.
 
@@ -523,15 +515,21 @@ def _read_weights(ordered: list[Member]) -> tuple[list[Exact], list[int], int]:
         for index, weight in enumerate(weights):
             if type(weight) not in _EXACT_TYPES:
                 weights[index] = _exact(weight, f"weight of {ordered[index].key!r}")
-    ratios = list(map(methodcaller("as_integer_ratio"), weights))
-    numerators = list(map(itemgetter(0), ratios))
-    denominators = list(map(itemgetter(1), ratios))
+    if set(map(type, weights)) <= {int}:
+        numerators: list[int] = weights  # type: ignore[assignment]
+        denominators = [1] * len(weights)
+    else:
+        numerators, denominators = map(
+            list, zip(*[weight.as_integer_ratio() for weight in weights], strict=True)
+        )
     eligible = [member.eligible for member in ordered]
     if min(compress(numerators, eligible), default=1) <= 0:
         for member, numerator in zip(ordered, numerators, strict=True):
             if member.eligible and numerator <= 0:
                 raise AllocationError(f"weight of {member.key!r} must be positive (got {member.weight})")
     scale = math.lcm(*set(compress(denominators, eligible)))
+    if scale == 1:
+        return weights, numerators, scale
     return weights, list(map(mul, numerators, map(floordiv, repeat(scale), denominators))), scale
 
 
