@@ -37,7 +37,7 @@ Exact awards are rational. Each is rounded down to the cent and the cents left
 over (the category's total paid is always a whole number of cents) go one each
 to the largest remainders, ties broken by the member key -- exactly what
 :func:`buyersclub.money.allocate_cents` does, computed here with integers
-because it must run over 10,000 members in a few milliseconds. Only members
+because 10,000 members must fit in a 50 ms budget (``scripts/bench_subsidies.py``). Only members
 paid at the level can receive a leftover cent, so a rounded award never leaves
 [floor, cap]. Largest remainder can, rarely, give a member one cent less when
 the total grows (the Alabama paradox): monotonicity holds for the exact
@@ -58,10 +58,18 @@ exact :class:`~fractions.Fraction` keys.
 
 Override
 --------
-An admin may fix one member's award in one category, with a reason. That
-amount is taken off the top of the money (the category's restricted money
-first, then unrestricted), the member leaves the water-filling, and everyone
-else in the category is re-balanced with what remains.
+An admin may fix one member's award in one category, with a reason (any amount
+up to the member's bill: an override may exceed the cap, that is its point).
+That amount is taken off the top of the money before any category is filled
+(the category's restricted money first, then unrestricted), the member leaves
+the water-filling of that category, and everyone else is re-balanced with what
+remains. The override must fit in the money, or :class:`AllocationError`.
+
+Limits
+------
+Each line says what bound it: ``cap``; ``floor`` (the level fell strictly short
+of the floor); ``level`` (λ · w · b rounded down) or ``level+leftover cent``;
+``floor scaled down`` (+leftover cent); ``override``; ``not eligible``.
 """
 
 from __future__ import annotations
