@@ -19,6 +19,15 @@ from buyersclub.db import db
 log = logging.getLogger("buyersclub")
 
 
+# PostgreSQL's serialization failure and deadlock: another transaction won.
+RACE_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _lost_a_race(exc: DBAPIError) -> bool:
+    """A unique key, a lock or a serialization check lost to a concurrent request."""
+    return isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) in RACE_SQLSTATES
+
+
 def commit_despite_error() -> None:
     g.commit_despite_error = True
 
@@ -35,9 +44,13 @@ class BuyersClubFlask(Flask):
             return response
         try:
             db.session.commit()
-        except (IntegrityError, DBAPIError) as exc:
+        except DBAPIError as exc:
             db.session.rollback()
-            return self._after_failed_commit(exc)
+            if not _lost_a_race(exc):
+                raise
+            # The first response was already finalised; this one needs the same
+            # treatment (security headers, session cookie).
+            return self.finalize_request(self._after_failed_commit(exc), from_error_handler=True)
         return response
 
     def _after_failed_commit(self, exc: Exception):

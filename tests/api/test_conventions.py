@@ -256,6 +256,8 @@ def test_concurrent_replays_do_the_work_once(committing_db, conventions_app):
     assert body_a == body_b
     replayed = [headers.get("Idempotent-Replayed") for headers in (headers_a, headers_b)]
     assert sorted(replayed, key=str) == sorted([None, "true"], key=str)
+    # The replay that replaced a failed commit is finalised like any response.
+    assert all("Content-Security-Policy" in headers for headers in (headers_a, headers_b))
     assert _parcels_packed(db.session) == 1
     assert db.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
 
