@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Numeric, String, Text, UniqueConstraint
@@ -226,3 +226,138 @@ class CommitmentChange(Base):
     changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
     commitment: Mapped[Commitment] = relationship(back_populates="changes")
+
+
+class OptionKind(enum.StrEnum):
+    BASE = "base"
+    JUMP = "jump"
+
+
+class ProductClosing(Base):
+    """What the club buys of one product when its round closes: the option the admin chose.
+
+    Amounts are those of the close engine for that option. ``free_units`` were
+    bought by a price-break jump (out of the fund) and are not allocated to
+    members at the club price.
+    """
+
+    __tablename__ = "product_closings"
+    __table_args__ = (
+        UniqueConstraint("round_item_id"),
+        CheckConstraint("units >= 0", name="units_not_negative"),
+        CheckConstraint("free_units >= 0", name="free_units_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    round_item_id: Mapped[int] = mapped_column(ForeignKey("round_items.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    option_kind: Mapped[OptionKind] = mapped_column(enum_column(OptionKind, "option_kind"))
+    firm_total: Mapped[int]
+    tolerance_total: Mapped[int]
+    cases: Mapped[int]
+    units: Mapped[int]
+    unit_cost: Mapped[Decimal] = mapped_column(MONEY)
+    supplier_cost: Mapped[Decimal] = mapped_column(MONEY)
+    revenue: Mapped[Decimal] = mapped_column(MONEY)
+    operating_recovery: Mapped[Decimal] = mapped_column(MONEY)
+    margin: Mapped[Decimal] = mapped_column(MONEY)
+    free_units: Mapped[int] = mapped_column(default=0)
+    free_units_cost: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0.00"))
+    explanation: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"))
+
+    round_item: Mapped[RoundItem] = relationship()
+    product: Mapped[Product] = relationship()
+
+
+class AllocationSource(enum.StrEnum):
+    CLOSE = "close"
+    RECEIPT = "receipt"
+
+
+class Allocation(Base):
+    """Units of a product a member receives from a round.
+
+    Never edited: a delivery shortfall or surplus writes new rows and marks the
+    old ones superseded, so the current allocation is the rows whose
+    ``superseded_at`` is empty and the history stays readable.
+    """
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint("firm_units >= 0 AND tolerance_units >= 0", name="units_not_negative"),
+        Index("ix_allocations_round_product", "round_id", "product_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    product_closing_id: Mapped[int] = mapped_column(ForeignKey("product_closings.id"))
+    firm_units: Mapped[int]
+    tolerance_units: Mapped[int] = mapped_column(default=0)
+    source: Mapped[AllocationSource] = mapped_column(enum_column(AllocationSource, "allocation_source"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    superseded_at: Mapped[datetime | None]
+
+    @property
+    def units(self) -> int:
+        return self.firm_units + self.tolerance_units
+
+
+class Receipt(Base):
+    """A delivery from the supplier for a round, as counted on arrival."""
+
+    __tablename__ = "receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    received_on: Mapped[date]
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+    lines: Mapped[list[ReceiptLine]] = relationship(back_populates="receipt", order_by="ReceiptLine.id")
+
+
+class ReceiptLine(Base):
+    """Units of one product from one lot (lot and expiry for lot-tracked products)."""
+
+    __tablename__ = "receipt_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_receipt_lines_lot", "lot"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    receipt_id: Mapped[int] = mapped_column(ForeignKey("receipts.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    lot: Mapped[str | None] = mapped_column(String(60))
+    expiry: Mapped[date | None]
+    quantity: Mapped[int]
+
+    receipt: Mapped[Receipt] = relationship(back_populates="lines")
+
+
+class LotShipment(Base):
+    """Units of a lot packed for a member (or kept as fund free stock): the recall record."""
+
+    __tablename__ = "lot_shipments"
+    __table_args__ = (
+        CheckConstraint("units > 0", name="units_positive"),
+        Index("ix_lot_shipments_lot", "lot"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    receipt_line_id: Mapped[int] = mapped_column(ForeignKey("receipt_lines.id"))
+    # None: kept by the fund as free stock.
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    lot: Mapped[str | None] = mapped_column(String(60))
+    expiry: Mapped[date | None]
+    units: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
