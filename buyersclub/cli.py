@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import getpass
+import logging
 import sys
 from collections.abc import Callable
 
@@ -118,8 +119,15 @@ def demo(if_empty: bool, force: bool) -> None:
             return
         click.echo("Demo data is already loaded.")
     else:
-        for line in demo_data.load_demo(CLI_ACTOR):
-            click.echo(line)
+        # The progress lines say what is loaded; one log line per audit event would drown them.
+        business_log = logging.getLogger("buyersclub.business")
+        level = business_log.level
+        business_log.setLevel(logging.WARNING)
+        try:
+            for line in demo_data.load_demo(CLI_ACTOR):
+                click.echo(line)
+        finally:
+            business_log.setLevel(level)
     for line in demo_data.sign_in_lines():
         click.echo(line)
 

@@ -8,8 +8,10 @@ the instance folder so that sessions survive a restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 MODES = ("production", "development", "testing")
@@ -34,15 +36,25 @@ def _flag(value: str | None, default: bool = False) -> bool:
 
 
 def _instance_secret(instance_path: str) -> str:
+    """The instance's generated secret, created once even when processes race.
+
+    The key is written whole to a private temporary file and then linked into
+    place, which fails if another process got there first: nobody ever reads a
+    half-written key, and every process ends up with the same one.
+    """
     path = Path(instance_path) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    return key
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.chmod(temporary, 0o600)
+            with contextlib.suppress(FileExistsError):  # another process was first
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
 
 
 def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
