@@ -14,6 +14,7 @@ Rules:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
@@ -85,18 +86,38 @@ def format_money(amount: Decimal, currency: str = "USD") -> str:
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
-def _sort_key(key: Hashable) -> tuple[str, Any]:
-    # Numbers in numeric order, strings in alphabetical order; keys of other or
-    # mixed types still sort deterministically (by type name, then repr).
+def sort_key(key: Hashable) -> tuple[str, Any]:
+    """The deterministic tie-break order for keys: never the order of the input.
+
+    Numbers in numeric order, strings in alphabetical order; keys of other or
+    mixed types still sort deterministically (by type name, then repr).
+    """
     return (type(key).__name__, key if isinstance(key, str | int) else repr(key))
+
+
+def _integer_weights(weights: Mapping[K, int | Fraction | Decimal]) -> dict[K, int]:
+    """The weights scaled by a common denominator to whole numbers, same proportions."""
+    exact: dict[K, int | Fraction] = {}
+    for key, weight in weights.items():
+        if isinstance(weight, float | bool):
+            raise MoneyError("weights must not be floats")
+        value = weight if isinstance(weight, int) else Fraction(weight)
+        if value < 0:
+            raise MoneyError(f"weight for {key!r} is negative")
+        exact[key] = value
+    denominator = math.lcm(*(value.denominator for value in exact.values() if isinstance(value, Fraction)))
+    if denominator == 1:
+        return {key: int(value) for key, value in exact.items()}
+    return {key: int(value * denominator) for key, value in exact.items()}
 
 
 def allocate_cents(total: int, weights: Mapping[K, int | Fraction | Decimal]) -> dict[K, int]:
     """Split ``total`` cents in proportion to ``weights``, exactly.
 
     Largest remainder: each part gets the floor of its exact share; the cents
-    left over go one each to the largest remainders, ties broken by key.
-    Weights must be non-negative and not all zero.
+    left over go one each to the largest remainders, ties broken by
+    ``sort_key``. Weights must be non-negative and not all zero. The work is
+    done in whole numbers, so ten thousand parts take milliseconds.
     """
     if not isinstance(total, int) or isinstance(total, bool):
         raise MoneyError("total must be an int number of cents")
@@ -104,26 +125,22 @@ def allocate_cents(total: int, weights: Mapping[K, int | Fraction | Decimal]) ->
         if total == 0:
             return {}
         raise MoneyError("cannot allocate an amount over no parts")
-    exact: dict[K, Fraction] = {}
-    for key, weight in weights.items():
-        if isinstance(weight, float):
-            raise MoneyError("weights must not be floats")
-        fraction = Fraction(weight)
-        if fraction < 0:
-            raise MoneyError(f"weight for {key!r} is negative")
-        exact[key] = fraction
-    weight_sum = sum(exact.values(), Fraction(0))
+    scaled = _integer_weights(weights)
+    weight_sum = sum(scaled.values())
     if weight_sum == 0:
         raise MoneyError("weights are all zero")
 
     sign = -1 if total < 0 else 1
     magnitude = abs(total)
-    shares = {key: magnitude * weight / weight_sum for key, weight in exact.items()}
-    parts = {key: share.numerator // share.denominator for key, share in shares.items()}
+    parts: dict[K, int] = {}
+    remainders: dict[K, int] = {}
+    for key, weight in scaled.items():
+        parts[key], remainders[key] = divmod(magnitude * weight, weight_sum)
     left = magnitude - sum(parts.values())
-    order = sorted(shares, key=lambda key: (-(shares[key] - parts[key]), _sort_key(key)))
-    for key in order[:left]:
-        parts[key] += 1
+    if left:
+        order = sorted(remainders, key=lambda key: (-remainders[key], sort_key(key)))
+        for key in order[:left]:
+            parts[key] += 1
     return {key: sign * value for key, value in parts.items()}
 
 

@@ -85,8 +85,8 @@ from itertools import accumulate, compress, count, repeat
 from operator import eq, floordiv, gt, itemgetter, methodcaller, mod, mul, neg, truediv
 from typing import Any, NamedTuple
 
-from buyersclub.money import _sort_key as money_tie_key
 from buyersclub.money import format_money, from_cents, round_money
+from buyersclub.money import sort_key as money_tie_key
 
 __all__ = [
     "Allocation",
