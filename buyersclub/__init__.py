@@ -75,6 +75,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _import_models() -> None:
     """The factory is the composition root: every domain's models join the metadata here."""
     import buyersclub.models  # noqa: F401
+    import orders.dashboard  # noqa: F401  (its dashboard panel)
     import orders.models  # noqa: F401
 
 
@@ -96,6 +97,8 @@ def _register_blueprints(app: Flask) -> None:
     from buyersclub.organisations import views as organisations_views
     from buyersclub.web import views as web_views
     from orders import api as orders_api
+    from orders import close_api as orders_close_api
+    from orders import close_views as orders_close_views
     from orders import views as orders_views
 
     for blueprint in (
@@ -110,6 +113,8 @@ def _register_blueprints(app: Flask) -> None:
         ledger_api.bp,
         orders_views.bp,
         orders_api.bp,
+        orders_close_views.bp,
+        orders_close_api.bp,
     ):
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
