@@ -41,6 +41,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
 
     _configure_logging(app)
+    if app.config.get("TRUSTED_PROXIES"):
+        # Behind a reverse proxy the client's address and scheme come from its headers;
+        # without this, sign-in throttling by address would throttle the proxy itself.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     _import_models()
 
     db.init_app(app)
@@ -75,7 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _import_models() -> None:
     """The factory is the composition root: every domain's models join the metadata here."""
     import buyersclub.models  # noqa: F401
-    import orders.dashboard  # noqa: F401  (its dashboard panel)
+    import orders.dashboard
     import orders.models  # noqa: F401
 
 

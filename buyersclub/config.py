@@ -35,6 +35,15 @@ def _flag(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _whole_number(env, name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}")
+    return int(raw)
+
+
 def _instance_secret(instance_path: str) -> str:
     """The instance's generated secret, created once even when processes race.
 
@@ -109,4 +118,6 @@ def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
         "PASSWORD_RESET_MAX_AGE": int(env.get("BUYERSCLUB_PASSWORD_RESET_MAX_AGE", "3600")),
         "INVITATION_MAX_AGE": int(env.get("BUYERSCLUB_INVITATION_MAX_AGE", str(7 * 24 * 3600))),
         "PUBLIC_URL": env.get("BUYERSCLUB_PUBLIC_URL", "").rstrip("/") or None,
+        # How many reverse proxies in front set X-Forwarded-For/-Proto (0: trust none).
+        "TRUSTED_PROXIES": _whole_number(env, "BUYERSCLUB_TRUSTED_PROXIES", 0),
     }

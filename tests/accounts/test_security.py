@@ -148,3 +148,51 @@ def test_create_token_for_an_unknown_account(app_ctx, session):
     result = app_ctx.test_cli_runner().invoke(args=["create-token", "nobody@club.test"])
     assert result.exit_code != 0
     assert "No account with the e-mail address nobody@club.test." in result.output
+
+
+def test_processes_starting_together_share_one_whole_development_key(tmp_path):
+    """Several workers starting on a fresh instance folder all get the same key."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from buyersclub.config import load
+
+    environ = {"BUYERSCLUB_ENV": "development"}
+    with ProcessPoolExecutor(max_workers=4) as pool:
+        keys = list(pool.map(load, [str(tmp_path)] * 8, [environ] * 8))
+    secrets_seen = {config["SECRET_KEY"] for config in keys}
+    assert len(secrets_seen) == 1
+    assert len(secrets_seen.pop()) >= 64
+    assert [path.name for path in tmp_path.iterdir()] == ["secret_key"]
+
+
+def test_behind_a_trusted_proxy_throttling_sees_the_client_address(database_url, tmp_path):
+    from buyersclub.accounts.models import LoginAttempt
+    from buyersclub.db import db
+    from tests.conftest import make_app
+
+    app = make_app(database_url, tmp_path, TRUSTED_PROXIES=1)
+    with app.app_context():
+        client = app.test_client()
+        client.post("/sign-in", data={"email": "nobody@example.test", "password": "wrong"},
+                    headers={"X-Forwarded-For": "203.0.113.7"}, environ_base={"REMOTE_ADDR": "10.0.0.1"})
+        attempt = db.session.scalars(
+            select(LoginAttempt).where(LoginAttempt.email == "nobody@example.test")).one()
+        assert attempt.address == "203.0.113.7"
+        db.session.delete(attempt)
+        db.session.commit()
+        db.engine.dispose()
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(client):
+    from buyersclub.accounts.models import LoginAttempt
+    from buyersclub.db import db
+
+    client.post("/sign-in", data={"email": "spoof@example.test", "password": "wrong"},
+                headers={"X-Forwarded-For": "203.0.113.9"})
+    attempt = db.session.scalars(select(LoginAttempt).where(LoginAttempt.email == "spoof@example.test")).one()
+    assert attempt.address != "203.0.113.9"
+
+
+def test_trusted_proxies_must_be_a_number(tmp_path):
+    with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_TRUSTED_PROXIES"):
+        settings.load(str(tmp_path), {"BUYERSCLUB_ENV": "development", "BUYERSCLUB_TRUSTED_PROXIES": "yes"})
