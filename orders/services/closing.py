@@ -1,0 +1,520 @@
+"""Closing a round: the preview, the confirmed commit, the ledger entry and the allocations.
+
+The arithmetic is the pure close engine's (``orders.engine``); this module
+reads a round's items and commitments, feeds the engine, and records what the
+admin chose.
+
+* **Preview** (admin, round ``open``, before or after its deadline): per
+  product the engine's ``ProductClosing`` -- firm and tolerance totals, cases,
+  the base option and every price-break jump with its cost, margin, free
+  units, flags and allocation -- plus the round's totals for the default
+  choice and whether the supplier's minimum order is met. Two queries read
+  the inputs (items, commitments), whatever the number of members.
+* **Choices**: a mapping ``product_id -> units`` naming the option to buy by
+  its number of units. A product left out gets its **base option** (whole
+  cases of what members committed, no jump). Units that are not one of the
+  product's options are refused naming the product.
+* **Commit** (admin or the command line): locks the round row ``FOR UPDATE``
+  -- commitments hold it ``FOR SHARE`` while they change, so the close waits
+  for those in flight and later ones find the round closed (409) -- re-checks
+  that it is open, recomputes from the commitments as they are under the lock,
+  and writes, in the caller's one transaction:
+
+  - one ``ProductClosing`` per round item (the chosen option's figures);
+  - one ``Allocation`` row (source ``close``) per member per product with a
+    commitment, firm and tolerance parts apart, 0 units included (a member
+    that is short sees it);
+  - the round ``closed`` with ``closed_at``, and an audit event with
+    before/after;
+  - ONE balanced journal entry (kind ``round_close``, source the round):
+    Dr 1100 receivables per organisation (club price x its units), Dr 1200
+    fund free stock (the free units' cost), Cr 2000 supplier payables (the
+    supplier cost of every unit bought), Cr 4100 operating income (the
+    recovery), Cr 3000 unrestricted fund (margin + free-stock cost; a debit
+    when that is negative). Zero lines are left out; a round where nothing is
+    bought posts no entry.
+
+  Refusals: 409 when the round is not open; 422 when the supplier's minimum
+  order (its value: the supplier cost of the chosen options) is not met -- the
+  ``close-due-rounds`` command cancels such rounds instead -- and 422 when the
+  fund would go below zero (its balance read from the ledger, the fund's
+  account row locked while checking).
+* **Allocations** (``allocations_for``): current rows only (``superseded_at``
+  empty); a member sees its own organisation's, an admin every member's.
+* **Against buying alone** (``savings_for``): each member's allocated units
+  priced at the break its own quantity would reach, against the club price.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Select, insert, select
+from sqlalchemy.orm import selectinload
+
+from buyersclub.accounts.models import Role
+from buyersclub.actor import Actor
+from buyersclub.audit.services import record, snapshot
+from buyersclub.db import db, utcnow
+from buyersclub.errors import Conflict, InvalidInput, NotFound, RuleRefused
+from buyersclub.ledger import chart
+from buyersclub.ledger.models import JournalEntry, LedgerAccount
+from buyersclub.ledger.services import Line, account_balance, post_entry
+from buyersclub.money import ZERO
+from orders import engine
+from orders.models import (
+    Allocation,
+    AllocationSource,
+    Commitment,
+    OptionKind,
+    Product,
+    ProductClosing,
+    Round,
+    RoundItem,
+    RoundStatus,
+)
+from orders.services.progress import item_breaks
+from orders.services.rounds import get_round
+
+JOURNAL_KIND = "round_close"
+MINIMUM_NOT_MET = "minimum_not_met"
+CLOSE_FIELDS = ["status", "closed_at"]
+
+
+# --- Reading the inputs ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductPreview:
+    """One product of the round: its item, and the engine's options for it."""
+
+    item: RoundItem
+    closing: engine.ProductClosing
+
+    @property
+    def product(self) -> Product:
+        return self.item.product
+
+    @property
+    def product_id(self) -> int:
+        return self.item.product_id
+
+    def option(self, units: int | None) -> engine.Option | None:
+        """The option buying ``units`` (None: the base); None when nothing can be bought."""
+        if not self.closing.options:
+            return None
+        if units is None:
+            return self.closing.base
+        return next((each for each in self.closing.options if each.units == units), None)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """A round's money for one choice of options: what the ledger entry posts."""
+
+    revenue: Decimal = ZERO
+    supplier_cost: Decimal = ZERO
+    operating_recovery: Decimal = ZERO
+    margin: Decimal = ZERO
+    free_units: int = 0
+    free_units_cost: Decimal = ZERO
+    units: int = 0
+
+    @property
+    def fund_inflow(self) -> Decimal:
+        """The margin: what the fund gains (negative: what it pays)."""
+        return self.margin
+
+    @property
+    def fund_credit(self) -> Decimal:
+        """What the close credits the fund: margin plus the free stock it now holds."""
+        return self.margin + self.free_units_cost
+
+
+@dataclass(frozen=True)
+class RoundPreview:
+    round: Round
+    products: list[ProductPreview]
+    organisation_names: dict[int, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def chosen(self, choices: Mapping[int, int] | None = None) -> dict[int, engine.Option | None]:
+        """product_id -> the chosen option (the base where no choice is given).
+
+        Refuses (400, naming ``choices.<product_id>``) a product not in the round
+        or units that are not one of its options.
+        """
+        choices = dict(choices or {})
+        by_product = {each.product_id: each for each in self.products}
+        for product_id in choices:
+            if product_id not in by_product:
+                raise InvalidInput(f"Product {product_id} is not in this round.",
+                                   field=f"choices.{product_id}")
+        chosen: dict[int, engine.Option | None] = {}
+        for each in self.products:
+            units = choices.get(each.product_id)
+            option = each.option(units)
+            if option is None and units not in (None, 0):
+                offered = ", ".join(str(o.units) for o in each.closing.options) or "none: nothing committed"
+                raise InvalidInput(
+                    f"{each.product.name}: {units} units is not one of the options now "
+                    f"({offered}). Review the preview again.", field=f"choices.{each.product_id}")
+            chosen[each.product_id] = option
+        return chosen
+
+    def totals(self, choices: Mapping[int, int] | None = None) -> Totals:
+        options = [option for option in self.chosen(choices).values() if option is not None]
+        return Totals(
+            revenue=sum((o.revenue for o in options), ZERO),
+            supplier_cost=sum((o.supplier_cost for o in options), ZERO),
+            operating_recovery=sum((o.operating_recovery for o in options), ZERO),
+            margin=sum((o.margin for o in options), ZERO),
+            free_units=sum(o.free_units for o in options),
+            free_units_cost=sum((o.free_units_cost for o in options), ZERO),
+            units=sum(o.units for o in options),
+        )
+
+    def minimum_met(self, choices: Mapping[int, int] | None = None) -> bool:
+        """Whether the supplier cost of the chosen options reaches the supplier's minimum order."""
+        return self.totals(choices).supplier_cost >= self.round.minimum_order
+
+    @property
+    def default_totals(self) -> Totals:
+        return self.totals()
+
+
+def _rules(found: Round) -> engine.ClosingRules:
+    return engine.ClosingRules(policy=engine.AllocationPolicy(found.allocation_policy.value),
+                               operating_share=found.operating_share)
+
+
+def _terms(item: RoundItem) -> engine.ProductTerms:
+    pack_size, breaks = item_breaks(item)
+    return engine.ProductTerms(
+        pack_size=pack_size,
+        price_breaks=tuple(engine.PriceBreak(each.min_units, each.unit_cost) for each in breaks),
+        club_price=item.club_price,
+        name=item.product.name,
+    )
+
+
+def _commitments_by_product(round_id: int) -> dict[int, list[engine.Commitment]]:
+    """Every live commitment of the round as engine values: one query, plain rows."""
+    rows = db.session.execute(
+        select(Commitment.product_id, Commitment.organisation_id, Commitment.quantity,
+               Commitment.tolerance, Commitment.first_committed_at, Commitment.id)
+        .where(Commitment.round_id == round_id, Commitment.quantity > 0)
+    )
+    by_product: dict[int, list[engine.Commitment]] = defaultdict(list)
+    for product_id, organisation_id, quantity, tolerance, placed, commitment_id in rows:
+        by_product[product_id].append(engine.Commitment(
+            member=organisation_id, quantity=quantity, tolerance=tolerance,
+            placed_at=(placed, commitment_id)))
+    return by_product
+
+
+def _fingerprint(products: Iterable[ProductPreview]) -> str:
+    """A short digest of what the preview was computed from: the confirmation page carries it."""
+    digest = hashlib.sha256()
+    for each in products:
+        closing = each.closing
+        digest.update(f"{each.product_id}:{closing.firm_total}:{closing.tolerance_total};".encode())
+        for option in closing.options:
+            for line in option.allocation.members:
+                digest.update(f"{line.member},{line.firm_units},{line.tolerance_units};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _build_preview(found: Round, *, with_names: bool) -> RoundPreview:
+    items = db.session.scalars(
+        select(RoundItem).where(RoundItem.round_id == found.id).order_by(RoundItem.id)
+        .options(selectinload(RoundItem.product).selectinload(Product.price_breaks))
+    ).all()
+    commitments = _commitments_by_product(found.id)
+    rules = _rules(found)
+    products = [ProductPreview(item, engine.close_product(_terms(item), commitments.get(item.product_id, ()),
+                                                          rules))
+                for item in items]
+    names: dict[int, str] = {}
+    if with_names:
+        from buyersclub.organisations.models import Organisation
+
+        members = {c.member for rows in commitments.values() for c in rows}
+        if members:
+            names = dict(db.session.execute(
+                select(Organisation.id, Organisation.name).where(Organisation.id.in_(members))).all())
+    return RoundPreview(round=found, products=products, organisation_names=names,
+                        fingerprint=_fingerprint(products))
+
+
+def _require_open(found: Round, doing: str) -> None:
+    if found.status != RoundStatus.OPEN:
+        raise Conflict(f"This round is {found.status.value}: it cannot be {doing}.", code="wrong_state")
+
+
+def preview_close(actor: Actor, round_id: int, *, with_names: bool = True) -> RoundPreview:
+    """What closing the open round now would buy and allocate, option by option (admin)."""
+    actor.require(Role.ADMIN)
+    found = get_round(actor, round_id)
+    _require_open(found, "previewed for closing")
+    return _build_preview(found, with_names=with_names)
+
+
+# --- Committing the close ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloseResult:
+    round: Round
+    preview: RoundPreview
+    closings: list[ProductClosing]
+    totals: Totals
+    journal_entry: JournalEntry | None
+    allocations: int
+
+
+def fund_balance() -> Decimal:
+    """The unrestricted fund's balance from the ledger, as a positive amount held."""
+    return -account_balance(chart.FUND_UNRESTRICTED)
+
+
+def commit_close(
+    actor: Actor,
+    round_id: int,
+    choices: Mapping[int, int] | None = None,
+    *,
+    expected_fingerprint: str | None = None,
+) -> CloseResult:
+    """Close the open round with the chosen options (the base where none is given).
+
+    ``expected_fingerprint`` (from the preview a person reviewed) makes the
+    close refuse with 409 when the commitments changed since that review.
+    """
+    actor.require(Role.ADMIN)
+    found = get_round(actor, round_id, lock="update")
+    _require_open(found, "closed")
+    preview = _build_preview(found, with_names=False)
+    if expected_fingerprint is not None and expected_fingerprint != preview.fingerprint:
+        raise Conflict("Commitments changed since the preview you reviewed. Review the close again.",
+                       code="preview_changed")
+    chosen = preview.chosen(choices)
+    totals = preview.totals(choices)
+    if totals.supplier_cost < found.minimum_order:
+        raise RuleRefused(
+            f"The supplier's minimum order is {found.minimum_order:,.2f}; the chosen options buy "
+            f"{totals.supplier_cost:,.2f}. Cancel the round, or extend it so more members can commit.",
+            code=MINIMUM_NOT_MET)
+    if totals.fund_credit < 0:
+        _check_fund_covers(-totals.fund_credit)
+
+    now = utcnow()
+    before = snapshot(found, CLOSE_FIELDS)
+    entry = _post_close(actor, found, preview, chosen, totals, now)
+    closings = _write_closings(actor, found, preview, chosen, entry, now)
+    allocated = _write_allocations(found, preview, chosen, closings, now)
+    found.status = RoundStatus.CLOSED
+    found.closed_at = now
+    db.session.flush()
+    after = snapshot(found, CLOSE_FIELDS)
+    after.update(
+        journal_entry_id=entry.id if entry else None,
+        revenue=totals.revenue, supplier_cost=totals.supplier_cost,
+        operating_recovery=totals.operating_recovery, margin=totals.margin,
+        free_units=totals.free_units, free_units_cost=totals.free_units_cost,
+        allocations=allocated,
+        products=[{"product_id": c.product_id, "option": c.option_kind, "units": c.units,
+                   "unit_cost": c.unit_cost, "supplier_cost": c.supplier_cost, "revenue": c.revenue,
+                   "margin": c.margin, "free_units": c.free_units} for c in closings],
+    )
+    record(actor, "round.closed", "round", found.id, before=before, after=after)
+    return CloseResult(found, preview, closings, totals, entry, allocated)
+
+
+def _check_fund_covers(amount: Decimal) -> None:
+    """Refuse (422) when taking ``amount`` out of the fund would leave it below zero.
+
+    The fund's account row is locked first, so two closes (or a close and
+    anything else that takes the same lock) cannot both spend the same money.
+    """
+    db.session.execute(select(LedgerAccount.id).where(LedgerAccount.code == chart.FUND_UNRESTRICTED)
+                       .with_for_update())
+    held = fund_balance()
+    if held - amount < 0:
+        raise RuleRefused(
+            f"The chosen options cost the subsidy fund {amount:,.2f}, but it holds {held:,.2f}: "
+            f"the fund must not go below zero. Choose cheaper options.", field="choices",
+            code="fund_too_small")
+
+
+def _post_close(actor: Actor, found: Round, preview: RoundPreview,
+                chosen: Mapping[int, engine.Option | None], totals: Totals,
+                now: datetime) -> JournalEntry | None:
+    receivables: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for each in preview.products:
+        option = chosen[each.product_id]
+        if option is None:
+            continue
+        price = each.item.club_price
+        for line in option.allocation.members:
+            if line.units:
+                receivables[line.member] += price * line.units
+    lines = [Line(chart.RECEIVABLES, amount, organisation_id=member)
+             for member, amount in sorted(receivables.items()) if amount]
+    lines += [
+        Line(chart.FREE_STOCK, totals.free_units_cost, memo="Free units bought by price-break jumps"),
+        Line(chart.SUPPLIER_PAYABLES, -totals.supplier_cost, memo=found.supplier.name),
+        Line(chart.OPERATING_INCOME, -totals.operating_recovery, memo="Operating cost recovery"),
+        Line(chart.FUND_UNRESTRICTED, -totals.fund_credit, memo="Round margin and free stock"),
+    ]
+    lines = [line for line in lines if line.amount]
+    if not lines:
+        return None
+    return post_entry(actor, entry_date=now.date(), memo=f"Close of round {found.name}"[:255],
+                      kind=JOURNAL_KIND, lines=lines, source=("round", found.id))
+
+
+def _write_closings(actor: Actor, found: Round, preview: RoundPreview,
+                    chosen: Mapping[int, engine.Option | None], entry: JournalEntry | None,
+                    now: datetime) -> list[ProductClosing]:
+    closings = []
+    for each in preview.products:
+        option = chosen[each.product_id]
+        closing = each.closing
+        if option is None:  # nothing committed: nothing bought
+            lowest = closing.terms.price_breaks[0]
+            values: dict[str, Any] = dict(
+                option_kind=OptionKind.BASE, cases=0, units=0, unit_cost=lowest.unit_cost,
+                supplier_cost=ZERO, revenue=ZERO, operating_recovery=ZERO, margin=ZERO,
+                free_units=0, free_units_cost=ZERO, explanation=closing.summary)
+        else:
+            values = dict(
+                option_kind=OptionKind(option.kind.value), cases=option.cases, units=option.units,
+                unit_cost=option.unit_cost, supplier_cost=option.supplier_cost, revenue=option.revenue,
+                operating_recovery=option.operating_recovery, margin=option.margin,
+                free_units=option.free_units, free_units_cost=option.free_units_cost,
+                explanation=f"{closing.summary} {option.explanation}")
+        closings.append(ProductClosing(
+            round_id=found.id, round_item_id=each.item.id, product_id=each.product_id,
+            firm_total=closing.firm_total, tolerance_total=closing.tolerance_total,
+            closed_at=now, closed_by_id=actor.user_id,
+            journal_entry_id=entry.id if entry else None, **values))
+    db.session.add_all(closings)
+    db.session.flush()
+    return closings
+
+
+def _write_allocations(found: Round, preview: RoundPreview, chosen: Mapping[int, engine.Option | None],
+                       closings: list[ProductClosing], now: datetime) -> int:
+    """Insert the allocation rows in bulk (thousands of members: no per-row ORM objects)."""
+    rows = []
+    for each, closing in zip(preview.products, closings, strict=True):
+        option = chosen[each.product_id]
+        if option is None:
+            continue
+        for line in option.allocation.members:
+            rows.append({
+                "round_id": found.id, "product_id": each.product_id, "organisation_id": line.member,
+                "product_closing_id": closing.id, "firm_units": line.firm_units,
+                "tolerance_units": line.tolerance_units, "source": AllocationSource.CLOSE,
+                "created_at": now,
+            })
+    if rows:
+        db.session.execute(insert(Allocation.__table__), rows)
+    return len(rows)
+
+
+# --- After the close ---------------------------------------------------------------------
+
+
+def allocations_for(actor: Actor, round_id: int, *, organisation_id: int | None = None) -> Select:
+    """The round's current allocation rows: a member's own only; admins every member's."""
+    found = get_round(actor, round_id)
+    statement = select(Allocation).where(Allocation.round_id == found.id,
+                                         Allocation.superseded_at.is_(None))
+    if actor.has_role(Role.ADMIN):
+        if organisation_id is not None:
+            statement = statement.where(Allocation.organisation_id == organisation_id)
+    else:
+        if actor.organisation_id is None:
+            raise NotFound("You have no allocations here.")
+        if organisation_id is not None and organisation_id != actor.organisation_id:
+            raise NotFound("No such organisation.", field="organisation_id")
+        statement = statement.where(Allocation.organisation_id == actor.organisation_id)
+    return statement.order_by(Allocation.organisation_id, Allocation.product_id, Allocation.id)
+
+
+def closings_for(actor: Actor, round_id: int) -> tuple[Round, list[ProductClosing]]:
+    """What was bought of each product when the round closed (empty before the close)."""
+    found = get_round(actor, round_id)
+    closings = db.session.scalars(
+        select(ProductClosing).where(ProductClosing.round_id == found.id)
+        .options(selectinload(ProductClosing.product)).order_by(ProductClosing.round_item_id)
+    ).all()
+    return found, list(closings)
+
+
+@dataclass(frozen=True)
+class MemberSavings:
+    """One member's allocation of one product, against buying it alone."""
+
+    organisation_id: int
+    product_id: int
+    product_name: str
+    firm_units: int
+    tolerance_units: int
+    club_price: Decimal
+    saving: engine.MemberSaving | None  # None for a member allocated nothing
+
+    @property
+    def units(self) -> int:
+        return self.firm_units + self.tolerance_units
+
+    @property
+    def amount(self) -> Decimal:
+        return self.club_price * self.units
+
+
+def savings_for(actor: Actor, round_id: int, *, organisation_id: int | None = None) -> list[MemberSavings]:
+    """Per member and product: units allocated and the saving against buying alone.
+
+    A negative saving is the member's contribution to the fund (a member big
+    enough to reach a good break alone pays the club price all the same).
+    """
+    allocations = db.session.scalars(allocations_for(actor, round_id, organisation_id=organisation_id)).all()
+    items = {
+        item.product_id: item for item in db.session.scalars(
+            select(RoundItem).where(RoundItem.round_id == round_id)
+            .options(selectinload(RoundItem.product)))
+    }
+    by_product: dict[int, dict[int, int]] = defaultdict(dict)
+    for row in allocations:
+        by_product[row.product_id][row.organisation_id] = row.units
+    savings: dict[tuple[int, int], engine.MemberSaving] = {}
+    for product_id, units in by_product.items():
+        item = items[product_id]
+        _, breaks = item_breaks(item)
+        price_breaks = [engine.PriceBreak(each.min_units, each.unit_cost) for each in breaks]
+        for saving in engine.savings_against_buying_alone(units, price_breaks, item.club_price):
+            savings[(product_id, saving.member)] = saving
+    return [
+        MemberSavings(
+            organisation_id=row.organisation_id, product_id=row.product_id,
+            product_name=items[row.product_id].product.name, firm_units=row.firm_units,
+            tolerance_units=row.tolerance_units, club_price=items[row.product_id].club_price,
+            saving=savings.get((row.product_id, row.organisation_id)))
+        for row in allocations
+    ]
+
+
+def due_round_ids(now: datetime | None = None) -> list[int]:
+    """Open rounds whose deadline has passed, oldest deadline first."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(Round.id).where(Round.status == RoundStatus.OPEN, Round.deadline <= now)
+        .order_by(Round.deadline, Round.id)))
