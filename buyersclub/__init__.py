@@ -84,6 +84,7 @@ def _import_models() -> None:
     import buyersclub.models  # noqa: F401
     import orders.dashboard  # its dashboard panel registers itself
     import orders.models  # noqa: F401
+    import subsidies.models  # noqa: F401
 
 
 def _configure_logging(app: Flask) -> None:
@@ -106,6 +107,8 @@ def _register_blueprints(app: Flask) -> None:
     from orders import api as orders_api
     from orders import close_api as orders_close_api
     from orders import close_views as orders_close_views
+    from orders import delivery_api as orders_delivery_api
+    from orders import delivery_views as orders_delivery_views
     from orders import views as orders_views
 
     for blueprint in (
@@ -122,6 +125,8 @@ def _register_blueprints(app: Flask) -> None:
         orders_api.bp,
         orders_close_views.bp,
         orders_close_api.bp,
+        orders_delivery_views.bp,
+        orders_delivery_api.bp,
     ):
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
