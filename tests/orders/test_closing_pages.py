@@ -1,0 +1,102 @@
+"""The close pages: options side by side, the confirmation step, the outcome, my allocations."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from buyersclub.actor import Actor
+from orders.models import RoundStatus
+from orders.services import commitments
+from tests import factories
+from tests.orders.test_closing import member_of, open_round
+
+
+@pytest.fixture
+def example(session, admin):
+    naloxone = factories.ProductFactory(supplier=factories.SupplierFactory(), name="Naloxone nasal spray")
+    found = open_round(admin, naloxone)
+    staff = {}
+    for name, quantity, tolerance in (("A", 480, 0), ("B", 300, 0), ("C", 96, 24), ("D", 48, 0)):
+        user = member_of(f"Programme {name}")
+        commitments.set_commitment(Actor.for_user(user), found.id, naloxone.id, quantity=quantity,
+                                   tolerance=tolerance)
+        staff[name] = user
+    return found, naloxone, staff
+
+
+def text(response) -> str:
+    return re.sub(r"\s+", " ", response.get_data(as_text=True))
+
+
+def test_admin_previews_reviews_and_closes_with_the_jump(sign_in, admin, example):
+    found, naloxone, _ = example
+    client = sign_in(admin)
+
+    page = client.get(f"/rounds/{found.id}/close")
+    assert page.status_code == 200
+    body = text(page)
+    assert "Base: 936 units" in body and "Jump to 960 units" in body
+    assert "recommended" in body and "cheaper" in body
+    assert "$35,568.00" in body and "$29,760.00" in body and "$7,680.00" in body
+    assert re.search(rf'name="p{naloxone.id}" value="936" checked', body)  # the base by default
+    assert "Programme C" in body
+
+    review = client.get(f"/rounds/{found.id}/close/review?p{naloxone.id}=960")
+    assert review.status_code == 200
+    body = text(review)
+    assert "Close the round" in body and "$7,680.00" in body
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', body).group(1)
+
+    done = client.post(f"/rounds/{found.id}/close",
+                       data={f"p{naloxone.id}": "960", "fingerprint": fingerprint})
+    assert done.status_code == 302
+    assert done.headers["Location"].endswith(f"/rounds/{found.id}/outcome")
+    assert found.status == RoundStatus.CLOSED
+    outcome = text(client.get(f"/rounds/{found.id}/outcome"))
+    assert "960 (40 cases)" in outcome and "$31.00" in outcome
+
+
+def test_a_choice_that_is_no_longer_an_option_shows_the_preview_again(sign_in, admin, example):
+    found, naloxone, _ = example
+    client = sign_in(admin)
+    response = client.get(f"/rounds/{found.id}/close/review?p{naloxone.id}=950")
+    assert response.status_code == 400
+    assert "950 units is not one of the options now" in text(response)
+
+
+def test_a_review_made_stale_by_a_new_commitment_is_refused(sign_in, admin, example):
+    found, naloxone, _ = example
+    client = sign_in(admin)
+    review = text(client.get(f"/rounds/{found.id}/close/review"))
+    fingerprint = re.search(r'name="fingerprint" value="([0-9a-f]+)"', review).group(1)
+    commitments.set_commitment(Actor.for_user(member_of("Late")), found.id, naloxone.id, quantity=24)
+    response = client.post(f"/rounds/{found.id}/close", data={"fingerprint": fingerprint})
+    assert response.status_code == 409
+    assert "Commitments changed since the preview" in text(response)
+    assert found.status == RoundStatus.OPEN
+
+
+def test_the_member_sees_their_allocation_and_savings(sign_in, admin, example):
+    found, naloxone, staff = example
+    closing_client = sign_in(admin)
+    closed = closing_client.post(f"/rounds/{found.id}/close", data={f"p{naloxone.id}": "960"})
+    assert closed.status_code == 302
+    closing_client.post("/sign-out")
+    client = sign_in(staff["C"])
+    body = text(client.get(f"/rounds/{found.id}/allocations"))
+    assert "My allocations" in body
+    assert "Programme A" not in body
+    assert "108" in body and "saves $540.00" in body
+    client.post("/sign-out")
+    body = text(sign_in(staff["A"]).get(f"/rounds/{found.id}/allocations"))
+    assert "pays $960.00 more: to the fund" in body
+
+
+def test_members_cannot_reach_the_close_pages(sign_in, member, example):
+    found, naloxone, _ = example
+    client = sign_in(member)
+    assert client.get(f"/rounds/{found.id}/close").status_code == 403
+    assert client.post(f"/rounds/{found.id}/close", data={f"p{naloxone.id}": "936"}).status_code == 403
+    assert found.status == RoundStatus.OPEN
