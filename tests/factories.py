@@ -156,3 +156,61 @@ class RoundItemFactory(Base):
     round = factory.SubFactory(RoundFactory)
     product = factory.LazyAttribute(lambda item: ProductFactory(supplier=item.round.supplier))
     club_price = Decimal("40.00")
+
+
+# --- Orders: after the close (closings, allocations, commitments) ------------
+
+from orders.models import (  # noqa: E402
+    Allocation,
+    AllocationSource,
+    Commitment,
+    OptionKind,
+    ProductClosing,
+)
+
+
+class CommitmentFactory(Base):
+    """A member's commitment; give ``round_id``, ``product_id`` and ``organisation_id``."""
+
+    class Meta:
+        model = Commitment
+
+    quantity = 24
+    tolerance = 0
+
+
+class ProductClosingFactory(Base):
+    """What the club bought of one product at close; give ``round_item`` (units, unit_cost...)."""
+
+    class Meta:
+        model = ProductClosing
+
+    round_id = factory.LazyAttribute(lambda closing: closing.round_item.round_id)
+    product_id = factory.LazyAttribute(lambda closing: closing.round_item.product_id)
+    option_kind = OptionKind.BASE
+    firm_total = factory.LazyAttribute(lambda closing: closing.units - closing.free_units)
+    tolerance_total = 0
+    cases = factory.LazyAttribute(lambda closing: closing.units // 24)
+    units = 24
+    free_units = 0
+    unit_cost = Decimal("38.00")
+    supplier_cost = factory.LazyAttribute(lambda closing: closing.unit_cost * closing.units)
+    revenue = Decimal("0.00")
+    operating_recovery = Decimal("0.00")
+    margin = Decimal("0.00")
+
+
+class AllocationFactory(Base):
+    """A member's units at close; give ``closing`` (a ProductClosing) and ``organisation_id``."""
+
+    class Meta:
+        model = Allocation
+        exclude = ("closing",)
+
+    closing = None
+    round_id = factory.LazyAttribute(lambda row: row.closing.round_id)
+    product_id = factory.LazyAttribute(lambda row: row.closing.product_id)
+    product_closing_id = factory.LazyAttribute(lambda row: row.closing.id)
+    firm_units = 24
+    tolerance_units = 0
+    source = AllocationSource.CLOSE
