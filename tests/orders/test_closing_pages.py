@@ -34,6 +34,7 @@ def test_admin_previews_reviews_and_closes_with_the_jump(sign_in, admin, example
     found, naloxone, _ = example
     client = sign_in(admin)
 
+    assert f"/rounds/{found.id}/close" in text(client.get(f"/admin/rounds/{found.id}"))
     page = client.get(f"/rounds/{found.id}/close")
     assert page.status_code == 200
     body = text(page)
@@ -54,6 +55,7 @@ def test_admin_previews_reviews_and_closes_with_the_jump(sign_in, admin, example
     assert done.status_code == 302
     assert done.headers["Location"].endswith(f"/rounds/{found.id}/outcome")
     assert found.status == RoundStatus.CLOSED
+    assert "What the club bought" in text(client.get(f"/rounds/{found.id}"))
     outcome = text(client.get(f"/rounds/{found.id}/outcome"))
     assert "960 (40 cases)" in outcome and "$31.00" in outcome
 
