@@ -82,6 +82,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 def _import_models() -> None:
     """The factory is the composition root: every domain's models join the metadata here."""
     import buyersclub.models  # noqa: F401
+    import invoices.models  # noqa: F401
     import orders.dashboard  # its dashboard panel registers itself
     import orders.models  # noqa: F401
     import subsidies.models  # noqa: F401

@@ -95,6 +95,7 @@ def app(database_url, tmp_path_factory):
     app = make_app(database_url, tmp_path_factory.mktemp("instance"))
     with app.app_context():
         upgrade()
+        _remember_seeded_rows()
         db.engine.dispose()
     yield app
     with app.app_context():
@@ -168,19 +169,45 @@ def committing_db(app):
     with app.app_context():
         yield app
         db.session.remove()
-        tables = [table for table in db.metadata.sorted_tables if table.name != "ledger_accounts"]
-        with db.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                names = ", ".join(table.name for table in tables)
-                connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            else:
-                # Break the users <-> organisations cycle, then empty children first.
-                connection.execute(sa.text("UPDATE organisations SET decided_by_id = NULL, "
-                                           "assessed_by_id = NULL, applied_by_id = NULL"))
-                connection.execute(sa.text("UPDATE organisation_documents SET recorded_by_id = NULL"))
-                for table in reversed(tables):
-                    connection.execute(table.delete())
+        empty_all_tables()
         app.extensions["mail_outbox"] = []
+
+
+# Rows the migrations seed (the chart of accounts, the first policy): kept, or put back.
+SEEDED_BY_MIGRATIONS = ("ledger_accounts", "subsidy_policies")
+_seeded_rows: dict[str, list[dict]] = {}
+
+
+def _remember_seeded_rows() -> None:
+    with db.engine.connect() as connection:
+        for name in SEEDED_BY_MIGRATIONS:
+            table = db.metadata.tables[name]
+            _seeded_rows[name] = [dict(row._mapping) for row in connection.execute(sa.select(table))]
+
+
+def empty_all_tables() -> None:
+    """Empty every table, then restore what the migrations seeded (ids and sequences too)."""
+    # Nothing references the chart's accounts but postings, so it can stay as it is.
+    tables = [table for table in db.metadata.sorted_tables if table.name != "ledger_accounts"]
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            names = ", ".join(table.name for table in tables)
+            connection.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            # Break the users <-> organisations cycle, then empty children first.
+            connection.execute(sa.text("UPDATE organisations SET decided_by_id = NULL, "
+                                       "assessed_by_id = NULL, applied_by_id = NULL"))
+            connection.execute(sa.text("UPDATE organisation_documents SET recorded_by_id = NULL"))
+            for table in reversed(tables):
+                connection.execute(table.delete())
+        for name, rows in _seeded_rows.items():
+            if name == "ledger_accounts" or not rows:
+                continue
+            table = db.metadata.tables[name]
+            connection.execute(table.insert(), rows)
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text(
+                    f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"))
 
 
 # --- People and tokens ------------------------------------------------------

@@ -75,3 +75,18 @@ def test_a_policy_without_points_cannot_make_a_zero_weight():
     with pytest.raises(ValueError, match="positive"):
         need_weight({"base": "0"}, budget_band="over_1m", people_reached_band="under_100",
                     receives_public_funding=True, deprivation_decile=None)
+
+
+def test_tests_that_commit_leave_the_seeded_policy_in_place(committing_db):
+    """After a committing test the harness empties tables but restores what migrations seed."""
+    from buyersclub.db import db
+    from tests.conftest import empty_all_tables
+
+    db.session.add(SubsidyPolicy(version=2, weights={}, max_share={}, priority=[]))
+    db.session.commit()
+    db.session.remove()
+    empty_all_tables()
+    versions = db.session.scalars(select(SubsidyPolicy.version)).all()
+    assert versions == [1]
+    db.session.add(SubsidyPolicy(version=3, weights={}, max_share={}, priority=[]))
+    db.session.commit()  # the id sequence continues after the restored row
