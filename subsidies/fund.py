@@ -7,7 +7,7 @@ is money available, so it is the accounts' credit balance turned positive.
 Anything that takes money out of the fund (an approved run, a close whose
 margin is negative, free stock) first calls ``lock_fund()`` and then checks
 ``available()`` inside the same transaction. On PostgreSQL the lock is a
-transaction-scoped advisory lock, so two such transactions run one after the
+row lock on the fund's ledger accounts, so two such transactions run one after the
 other and the second sees what the first took; SQLite runs one writer at a
 time anyway.
 """
@@ -16,20 +16,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from buyersclub.db import db
 from buyersclub.errors import RuleRefused
 from buyersclub.ledger.chart import FUND_RESTRICTED, FUND_UNRESTRICTED
 from buyersclub.ledger.models import LedgerAccount, Posting
+from buyersclub.ledger.services import lock_fund_accounts
 from buyersclub.money import ZERO, format_money, from_cents
 
 # Restriction -> account code; None is unrestricted money.
 FUND_ACCOUNTS: dict[str | None, str] = {None: FUND_UNRESTRICTED, **FUND_RESTRICTED}
 CATEGORIES = tuple(FUND_RESTRICTED)
-
-# An arbitrary constant naming the fund's advisory lock.
-FUND_LOCK_KEY = 7_261_205
 
 
 def account_for(restriction: str | None) -> str:
@@ -43,9 +41,12 @@ def account_for(restriction: str | None) -> str:
 
 
 def lock_fund() -> None:
-    """Serialise every transaction that takes money out of the fund (PostgreSQL)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FUND_LOCK_KEY})
+    """Serialise every transaction that takes money out of the fund (PostgreSQL).
+
+    The same lock the round close takes (``buyersclub.ledger.services``), so a
+    close and an approval cannot both spend the same money either.
+    """
+    lock_fund_accounts()
 
 
 def balances() -> dict[str | None, Decimal]:

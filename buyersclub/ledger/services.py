@@ -34,6 +34,7 @@ from buyersclub.actor import Actor
 from buyersclub.audit.services import record
 from buyersclub.db import db, utcnow
 from buyersclub.errors import Conflict, InvalidInput, NotFound
+from buyersclub.ledger import chart
 from buyersclub.ledger.models import AccountType, JournalEntry, LedgerAccount, Posting
 from buyersclub.money import MoneyError, from_cents, to_money
 from buyersclub.organisations.models import Organisation
@@ -451,3 +452,19 @@ def parse_as_of(raw: str | None) -> date | None:
         raise InvalidInput(
             "as_of must be a date written YYYY-MM-DD, e.g. 2026-03-31.", field="as_of"
         ) from exc
+
+
+def lock_fund_accounts() -> None:
+    """Take the one lock every withdrawal from the subsidy fund holds until its transaction ends.
+
+    Anything that checks the fund's balance and then takes money out of it (a
+    close whose margin is negative, an approved subsidy run, a grant reversal,
+    free stock) calls this first, so two of them run one after the other and
+    the second sees what the first took. The fund accounts' rows are locked in
+    code order (PostgreSQL; SQLite runs one writer at a time anyway).
+    """
+    codes = sorted([chart.FUND_UNRESTRICTED, *chart.FUND_RESTRICTED.values()])
+    db.session.execute(
+        select(LedgerAccount.id).where(LedgerAccount.code.in_(codes)).order_by(LedgerAccount.code)
+        .with_for_update()
+    ).all()

@@ -64,8 +64,8 @@ from buyersclub.audit.services import record, snapshot
 from buyersclub.db import db, utcnow
 from buyersclub.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from buyersclub.ledger import chart
-from buyersclub.ledger.models import JournalEntry, LedgerAccount
-from buyersclub.ledger.services import Line, account_balance, post_entry
+from buyersclub.ledger.models import JournalEntry
+from buyersclub.ledger.services import Line, account_balance, lock_fund_accounts, post_entry
 from buyersclub.money import ZERO
 from orders import engine
 from orders.models import (
@@ -339,11 +339,10 @@ def commit_close(
 def _check_fund_covers(amount: Decimal) -> None:
     """Refuse (422) when taking ``amount`` out of the fund would leave it below zero.
 
-    The fund's account row is locked first, so two closes (or a close and
-    anything else that takes the same lock) cannot both spend the same money.
+    The fund's lock is taken first (the same one subsidy approvals take), so
+    two withdrawals can never both spend the same money.
     """
-    db.session.execute(select(LedgerAccount.id).where(LedgerAccount.code == chart.FUND_UNRESTRICTED)
-                       .with_for_update())
+    lock_fund_accounts()
     held = fund_balance()
     if held - amount < 0:
         raise RuleRefused(
