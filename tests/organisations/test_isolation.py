@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from buyersclub import mail
 from buyersclub.db import db, utcnow
 from buyersclub.organisations.models import OrganisationDocument
+from orders.models import RoundStatus
 from tests import factories
 from tests.organisations.conftest import profile, profile_form
 
@@ -55,6 +56,8 @@ MATRIX: dict[tuple[str, str], tuple[str, dict | None]] = {
     (API + "/documents", "GET"): ("json", None),
     (API + "/documents", "POST"): ("json", {"kind": "prescriber_order", "reference": "FROM-A",
                                             "expires_on": NEXT_YEAR}),
+    # <int:round_id> is a received round of the fixture (A's own list is a PDF, empty or not).
+    ("/rounds/<int:round_id>/packing-lists/<int:organisation_id>.pdf", "GET"): ("form", None),
 }
 
 
@@ -85,14 +88,18 @@ def two_members(session, client, auth):
                           name="Bea Birch")
     factories.DocumentFactory(organisation=a, reference="ALDER-DOC")
     factories.DocumentFactory(organisation=b, reference="BIRCH-DOC")
+    received = factories.RoundFactory(status=RoundStatus.RECEIVED, opened_at=utcnow())
     headers = auth(staff_a)
     client.post("/sign-in", data={"email": staff_a.email, "password": factories.PASSWORD})
     session.commit()  # each refused request rolls back to here
-    return SimpleNamespace(a=a, b=b, headers=headers)
+    return SimpleNamespace(a=a, b=b, headers=headers, round_id=received.id)
 
 
-def send(client, rule: str, method: str, how: str, body, organisation_id: int, headers):
+def send(client, rule: str, method: str, how: str, body, organisation_id: int, headers,
+         round_id: int | None = None):
     url = rule.replace("<int:organisation_id>", str(organisation_id))
+    if round_id is not None:
+        url = url.replace("<int:round_id>", str(round_id))
     if how == "json":
         return client.open(url, method=method, json=body, headers=headers)
     return client.open(url, method=method, data=body)
@@ -117,7 +124,7 @@ def test_member_a_gets_404_for_b_and_changes_nothing(client, two_members, rule, 
     how, body = MATRIX[(rule, method)]
     before = snapshot_of(pair.b)
 
-    response = send(client, rule, method, how, body, pair.b.id, pair.headers)
+    response = send(client, rule, method, how, body, pair.b.id, pair.headers, pair.round_id)
 
     assert response.status_code == 404, response.get_data(as_text=True)[:500]
     text = response.get_data(as_text=True)
@@ -133,7 +140,7 @@ def test_member_a_gets_404_for_b_and_changes_nothing(client, two_members, rule, 
 def test_the_same_request_about_a_own_organisation_is_not_404(client, two_members, rule, method):
     pair = two_members
     how, body = MATRIX[(rule, method)]
-    response = send(client, rule, method, how, body, pair.a.id, pair.headers)
+    response = send(client, rule, method, how, body, pair.a.id, pair.headers, pair.round_id)
     # Admin-only actions are 403 for A's staff on their own organisation: never 404.
     assert response.status_code in {200, 201, 302, 403}, response.get_data(as_text=True)[:500]
 
