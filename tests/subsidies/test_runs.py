@@ -76,8 +76,7 @@ def awards_of(run) -> dict[tuple[int, str], Award]:
             for award in db.session.scalars(select(Award).where(Award.run_id == run.id))}
 
 
-@pytest.fixture
-def club(session, admin):
+def make_club(admin):
     """A closed naloxone round: A (weight 8) 24 units, B (weight 3) 48 units, C not low-resource,
     D low-resource but not approved; $500 unrestricted in the fund."""
     found = closed_round()
@@ -91,6 +90,11 @@ def club(session, admin):
     give("500.00")
     return type("Club", (), dict(round=found, naloxone=naloxone, a=a, b=b, c=c, d=d,
                                  actor=Actor.for_user(admin)))
+
+
+@pytest.fixture
+def club(session, admin):
+    return make_club(admin)
 
 
 # --- Preview --------------------------------------------------------------------------------
