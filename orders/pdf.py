@@ -19,6 +19,7 @@ half a second), and one ``FontConfiguration`` is kept per process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from pathlib import Path
@@ -33,6 +34,7 @@ DEFAULT_PAPER_SIZE = "A4"
 
 _font_config = None
 _font_lock = threading.Lock()
+_render_lock = threading.Lock()
 # WeasyPrint logs every rendering step at INFO: keep the application's log for business events.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
@@ -59,22 +61,19 @@ def _is_inside(path: Path, root: Path) -> bool:
     return True
 
 
-def _fetcher_class():
+@functools.cache
+def _fetcher_class() -> type:
     """Build the fetcher class on first use, so importing this module stays cheap."""
-    global PackageURLFetcher
-    if PackageURLFetcher is not None:
-        return PackageURLFetcher
-
     from weasyprint import URLFetcher
     from weasyprint.urls import FatalURLFetchingError
 
-    class _Refused(FatalURLFetchingError):
+    class Refused(FatalURLFetchingError):
         """Raised inside WeasyPrint to stop the rendering at once."""
 
-    class _PackageURLFetcher(URLFetcher):
-        """Fetch only ``data:`` URLs and files inside the allowed folders."""
+    class PackageURLFetcher(URLFetcher):
+        """Fetch only ``data:`` URLs and files inside the allowed folders; refuse the rest."""
 
-        refused = _Refused
+        refused = Refused
 
         def __init__(self, roots: tuple[Path, ...] = (ASSETS,)):
             super().__init__(allowed_protocols={"file", "data"}, allow_redirects=False, timeout=5)
@@ -88,17 +87,13 @@ def _fetcher_class():
                 path = Path(unquote(urlsplit(url).path)).resolve()
                 if any(_is_inside(path, root) for root in self.roots) and path.is_file():
                     return super().fetch(url, headers)
-            raise _Refused(f"The document may not load {url[:200]!r}: only its own files and data: URLs.")
+            raise Refused(f"The document may not load {url[:200]!r}: only its own files and data: URLs.")
 
-    PackageURLFetcher = _PackageURLFetcher
     return PackageURLFetcher
 
 
-PackageURLFetcher: Any = None
-
-
 def url_fetcher(roots: tuple[Path, ...] = (ASSETS,)):
-    """A fetcher allowing ``data:`` and files under ``roots`` (this package's assets by default)."""
+    """A WeasyPrint fetcher allowing ``data:`` and files under ``roots`` (this package's assets)."""
     return _fetcher_class()(roots)
 
 
@@ -123,7 +118,10 @@ def html_to_pdf(html: str, *, base_dir: Path = ASSETS) -> bytes:
     fetcher = url_fetcher((base_dir,))
     try:
         document = HTML(string=html, base_url=base_dir.as_uri() + "/", url_fetcher=fetcher)
-        return document.write_pdf(font_config=_fonts())
+        # One rendering at a time per process: threads sharing a FontConfiguration have corrupted
+        # memory (NOTES.md), and they are no faster. Run PDFs in several processes for throughput.
+        with _render_lock:
+            return document.write_pdf(font_config=_fonts())
     except fetcher.refused as refused:
         raise PdfRefused(str(refused)) from None
     except (OSError, ValueError) as error:
