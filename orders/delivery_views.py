@@ -154,7 +154,7 @@ def receive(round_id: int):
     except DomainError as error:
         if error.status in (403, 404):
             raise
-        _attach(form, rows, where, error)
+        _attach(form, items, rows, where, error)
         return _render_receive(found, items, form, rows, status=error.status)
     if result.completed:
         flash("Delivery recorded and receiving completed: units re-allocated where needed, lots packed.",
@@ -181,13 +181,14 @@ def _lines(rows: dict[int, list[Row]]) -> tuple[list[dict], list[tuple[int, int]
     return lines, where
 
 
-def _attach(form: ReceiptForm, rows: dict[int, list[Row]], where: list[tuple[int, int]],
+def _attach(form: ReceiptForm, items, rows: dict[int, list[Row]], where: list[tuple[int, int]],
             error: DomainError) -> None:
     parts = (error.field or "").split(".")
     if parts[0] == "lines" and len(parts) >= 3 and parts[1].isdigit() and int(parts[1]) < len(where):
         pid, index = where[int(parts[1])]
         rows[pid][index].errors[parts[2]] = error.message
-        form.form_errors.append(error.message)
+        names = {item.product_id: item.product.name for item in items}
+        form.form_errors.append(f"{names.get(pid, 'Product')}, row {index + 1}: {error.message}")
         return
     if parts[0] == "lines":
         form.form_errors.append("Enter the units delivered on at least one row." if error.field == "lines"
