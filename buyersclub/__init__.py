@@ -111,6 +111,8 @@ def _register_blueprints(app: Flask) -> None:
     from orders import delivery_api as orders_delivery_api
     from orders import delivery_views as orders_delivery_views
     from orders import views as orders_views
+    from subsidies import runs_api as subsidies_runs_api
+    from subsidies import runs_views as subsidies_runs_views
 
     for blueprint in (
         web_views.bp,
@@ -128,6 +130,8 @@ def _register_blueprints(app: Flask) -> None:
         orders_close_api.bp,
         orders_delivery_views.bp,
         orders_delivery_api.bp,
+        subsidies_runs_views.bp,
+        subsidies_runs_api.bp,
     ):
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
