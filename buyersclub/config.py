@@ -35,6 +35,13 @@ def _flag(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _paper_size(value: str) -> str:
+    size = value.strip().upper() or "A4"
+    if size not in {"A4", "LETTER"}:
+        raise ConfigurationError(f"BUYERSCLUB_PAPER_SIZE must be A4 or Letter, not {value!r}")
+    return "A4" if size == "A4" else "Letter"
+
+
 def _whole_number(env, name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -105,6 +112,9 @@ def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
         "CLUB_NAME": env.get("BUYERSCLUB_CLUB_NAME", "Buyers' Club"),
         "CLUB_CURRENCY": env.get("BUYERSCLUB_CURRENCY", "USD"),
+        # Where suppliers deliver (printed on purchase orders); empty: "as agreed".
+        "CLUB_DELIVERY_ADDRESS": env.get("BUYERSCLUB_CLUB_DELIVERY_ADDRESS", "").strip() or None,
+        "PAPER_SIZE": _paper_size(env.get("BUYERSCLUB_PAPER_SIZE", "A4")),
         "MAIL_BACKEND": env.get("BUYERSCLUB_MAIL_BACKEND", "console"),
         "MAIL_FROM": env.get("BUYERSCLUB_MAIL_FROM", "club@localhost"),
         "MAIL_FILE_DIR": env.get("BUYERSCLUB_MAIL_FILE_DIR", str(Path(instance_path) / "mail")),

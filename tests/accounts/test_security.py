@@ -196,3 +196,12 @@ def test_without_trusted_proxies_forwarded_headers_are_ignored(client):
 def test_trusted_proxies_must_be_a_number(tmp_path):
     with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_TRUSTED_PROXIES"):
         settings.load(str(tmp_path), {"BUYERSCLUB_ENV": "development", "BUYERSCLUB_TRUSTED_PROXIES": "yes"})
+
+
+def test_paper_size_is_a4_or_letter(tmp_path):
+    environ = {"BUYERSCLUB_ENV": "development"}
+    assert settings.load(str(tmp_path), environ)["PAPER_SIZE"] == "A4"
+    letter = settings.load(str(tmp_path), {**environ, "BUYERSCLUB_PAPER_SIZE": "letter"})
+    assert letter["PAPER_SIZE"] == "Letter"
+    with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_PAPER_SIZE"):
+        settings.load(str(tmp_path), {**environ, "BUYERSCLUB_PAPER_SIZE": "A5"})
