@@ -105,6 +105,7 @@ def _register_blueprints(app: Flask) -> None:
     from buyersclub.organisations import api as organisations_api
     from buyersclub.organisations import views as organisations_views
     from buyersclub.web import views as web_views
+    from invoices import api as invoices_api
     from orders import api as orders_api
     from orders import close_api as orders_close_api
     from orders import close_views as orders_close_views
@@ -130,6 +131,7 @@ def _register_blueprints(app: Flask) -> None:
         orders_close_api.bp,
         orders_delivery_views.bp,
         orders_delivery_api.bp,
+        invoices_api.bp,
         subsidies_runs_views.bp,
         subsidies_runs_api.bp,
     ):

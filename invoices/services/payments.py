@@ -1,0 +1,267 @@
+"""Payments recorded by finance, refunds, and what an invoice still asks for.
+
+* **Recording a payment** (bank transfer, cheque, other): the invoice's row is
+  locked ``FOR UPDATE`` while the payment is applied, so two payments racing
+  on one invoice never both pay the same balance. The payment pays the
+  balance due at most (``applied``); any excess becomes the member's account
+  credit, which its next invoice uses. One balanced entry: Dr 1000 bank the
+  amount, Cr 1100 receivable the applied part, Cr 2100 member credit the
+  excess. A payment on a void invoice is refused (409).
+* **Refunds** of a manual payment, never more than was paid less what was
+  refunded already, come first out of the payment's excess (Dr 2100, while
+  the member still holds that credit: once its next invoice used it, the
+  refund is refused with 409), then out of the applied part (Dr 1100: the
+  invoice's balance due grows again). Cr 1000 bank.
+* **Balance due** is derived, never stored: total - (payments applied - the
+  part of their refunds that came out of the applied part) - credit notes.
+  The rule for refunds (excess first) makes it follow from the documents
+  alone, and the ledger's receivable moves by the same amounts.
+* **Status**: void, paid (nothing due), overdue (something due after the due
+  date), partly paid (something paid or credited), open.
+
+A double-clicked payment sent with the same ``Idempotency-Key`` is replayed
+by the API layer, not recorded twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from buyersclub.accounts.models import Role
+from buyersclub.actor import Actor
+from buyersclub.audit.services import record, snapshot
+from buyersclub.db import db, utcnow
+from buyersclub.errors import Conflict, InvalidInput, NotFound
+from buyersclub.ledger import chart
+from buyersclub.ledger.services import Line, post_entry
+from buyersclub.money import ZERO, MoneyError, to_money
+from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, PaymentMethod, Refund
+from invoices.services.immutability import allow_change
+from invoices.services.issuing import get_invoice, lock_member_credit, member_credit
+
+PAYMENT_KIND = "payment"
+REFUND_KIND = "refund"
+MANUAL_METHODS = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CHEQUE, PaymentMethod.OTHER)
+REFERENCE_LENGTH = 120
+
+
+class Status:
+    OPEN = "open"
+    PARTLY_PAID = "partly paid"
+    PAID = "paid"
+    OVERDUE = "overdue"
+    VOID = "void"
+
+
+# --- Amounts derived from the documents ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What has been paid and credited against one invoice."""
+
+    total: Decimal
+    paid: Decimal = ZERO
+    credited: Decimal = ZERO
+
+    @property
+    def balance_due(self) -> Decimal:
+        return self.total - self.paid - self.credited
+
+
+def refunded_from_applied(payment: Payment, refunded: Decimal) -> Decimal:
+    """The part of a payment's refunds that came out of what it paid on the invoice (excess first)."""
+    return max(ZERO, refunded - (payment.amount - payment.applied))
+
+
+def settlements(invoices: Iterable[Invoice]) -> dict[int, Settlement]:
+    """Settlement per invoice id, in three queries whatever the number of invoices."""
+    invoices = list(invoices)
+    ids = [invoice.id for invoice in invoices]
+    if not ids:
+        return {}
+    paid: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    payments = db.session.scalars(select(Payment).where(Payment.invoice_id.in_(ids))).all()
+    refunds = _refunded([payment.id for payment in payments])
+    for payment in payments:
+        paid[payment.invoice_id] += payment.applied - refunded_from_applied(
+            payment, refunds.get(payment.id, ZERO))
+    credited: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for invoice_id, amount in db.session.execute(
+        select(CreditNote.invoice_id, CreditNote.amount).where(CreditNote.invoice_id.in_(ids))
+    ):
+        credited[invoice_id] += amount
+    return {invoice.id: Settlement(invoice.total, paid[invoice.id], credited[invoice.id])
+            for invoice in invoices}
+
+
+def _refunded(payment_ids: list[int]) -> dict[int, Decimal]:
+    refunded: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    if payment_ids:
+        for payment_id, amount in db.session.execute(
+            select(Refund.payment_id, Refund.amount).where(Refund.payment_id.in_(payment_ids))
+        ):
+            refunded[payment_id] += amount
+    return refunded
+
+
+def settlement(invoice: Invoice) -> Settlement:
+    return settlements([invoice])[invoice.id]
+
+
+def balance_due(invoice: Invoice) -> Decimal:
+    """Total - payments applied (less their refunds from it) - credit notes; zero once void."""
+    if invoice.status == InvoiceStatus.VOID:
+        return ZERO
+    return settlement(invoice).balance_due
+
+
+def status_label(invoice: Invoice, found: Settlement | None = None, *, today: date | None = None) -> str:
+    if invoice.status == InvoiceStatus.VOID:
+        return Status.VOID
+    found = found or settlement(invoice)
+    if found.balance_due <= 0:
+        return Status.PAID
+    if invoice.due_on < (today or utcnow().date()):
+        return Status.OVERDUE
+    if found.paid or found.credited:
+        return Status.PARTLY_PAID
+    return Status.OPEN
+
+
+# --- Recording a payment ------------------------------------------------------------------------
+
+
+def _amount(value: Decimal | str | int, field: str = "amount") -> Decimal:
+    try:
+        amount = to_money(value)
+    except MoneyError as exc:
+        raise InvalidInput(f"The amount: {exc}.", field=field) from exc
+    if amount <= 0:
+        raise InvalidInput("The amount must be more than zero.", field=field)
+    return amount
+
+
+def _reason(value: str | None, field: str = "reason") -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput("Give the reason: it is kept with the record.", field=field)
+    if len(text) > 500:
+        raise InvalidInput("Keep the reason to 500 characters.", field=field)
+    return text
+
+
+def record_payment(
+    actor: Actor,
+    invoice_id: int,
+    method: PaymentMethod | str,
+    reference: str | None,
+    received_on: date,
+    amount: Decimal | str,
+) -> Payment:
+    """Record money received for an invoice (finance); the excess over the balance is account credit."""
+    actor.require(Role.FINANCE)
+    try:
+        method = PaymentMethod(method)
+    except ValueError as exc:
+        raise InvalidInput("Choose bank_transfer, cheque or other.", field="method") from exc
+    if method not in MANUAL_METHODS:
+        raise InvalidInput("Card payments arrive through Stripe; record bank transfers, cheques or other "
+                           "payments here.", field="method")
+    reference = (reference or "").strip() or None
+    if reference and len(reference) > REFERENCE_LENGTH:
+        raise InvalidInput(f"Keep the reference to {REFERENCE_LENGTH} characters.", field="reference")
+    if not isinstance(received_on, date):
+        raise InvalidInput("The day the money arrived is required.", field="received_on")
+    if received_on > utcnow().date():
+        raise InvalidInput("The day the money arrived cannot be in the future.", field="received_on")
+    amount = _amount(amount)
+    invoice = get_invoice(actor, invoice_id, lock=True)
+    if invoice.status == InvoiceStatus.VOID:
+        raise Conflict(f"Invoice {invoice.number} is void: it takes no payments.", code="invoice_void")
+    due = max(balance_due(invoice), ZERO)
+    applied = min(amount, due)
+    payment = Payment(organisation_id=invoice.organisation_id, invoice_id=invoice.id, method=method,
+                      reference=reference, received_on=received_on, amount=amount, applied=applied,
+                      recorded_by_id=actor.user_id)
+    db.session.add(payment)
+    db.session.flush()
+    member = invoice.organisation_id
+    lines = [Line(chart.CASH, amount, None, f"{invoice.number}: {method.value} {reference or ''}".strip()),
+             Line(chart.RECEIVABLES, -applied, member, f"{invoice.number}: payment"),
+             Line(chart.MEMBER_CREDIT, -(amount - applied), member,
+                  f"{invoice.number}: over-payment to account credit")]
+    entry = post_entry(actor, entry_date=received_on, memo=f"Payment for invoice {invoice.number}",
+                       kind=PAYMENT_KIND, lines=[line for line in lines if line.amount],
+                       source=("payment", payment.id))
+    allow_change(db.session, payment, "journal_entry_id")
+    payment.journal_entry_id = entry.id
+    db.session.flush()
+    record(actor, "payment.recorded", "payment", payment.id, organisation_id=member,
+           after={**snapshot(payment), "invoice_number": invoice.number,
+                  "account_credit": amount - applied})
+    return payment
+
+
+# --- Refunds -------------------------------------------------------------------------------------
+
+
+def refund_payment(actor: Actor, payment_id: int, amount: Decimal | str, reason: str) -> Refund:
+    """Pay money back (finance): never more than paid less refunds; excess credit first."""
+    actor.require(Role.FINANCE)
+    amount = _amount(amount)
+    reason = _reason(reason)
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound("No such payment.")
+    if payment.method not in MANUAL_METHODS:
+        raise Conflict("Card payments are refunded through Stripe.", code="not_manual")
+    invoice = get_invoice(actor, payment.invoice_id, lock=True) if payment.invoice_id else None
+    refunded = _refunded([payment.id]).get(payment.id, ZERO)
+    left = payment.amount - refunded
+    if amount > left:
+        raise Conflict(f"Only {left:,.2f} of this payment is left to refund ({refunded:,.2f} refunded "
+                       f"of {payment.amount:,.2f}).", field="amount", code="refund_too_large")
+    excess = payment.amount - payment.applied
+    from_credit = max(ZERO, min(amount, excess - refunded))
+    from_receivable = amount - from_credit
+    member = payment.organisation_id
+    if from_credit:
+        lock_member_credit()
+        held = member_credit(member)
+        if held < from_credit:
+            raise Conflict(
+                f"{from_credit:,.2f} of this refund comes out of the over-payment held as account credit, "
+                f"but the member holds {held:,.2f} now (a later invoice used it).",
+                field="amount", code="credit_already_used")
+    refund = Refund(payment_id=payment.id, amount=amount, reason=reason, created_by_id=actor.user_id)
+    db.session.add(refund)
+    db.session.flush()
+    label = invoice.number if invoice else f"payment #{payment.id}"
+    lines = [Line(chart.MEMBER_CREDIT, from_credit, member, f"{label}: refund of account credit"),
+             Line(chart.RECEIVABLES, from_receivable, member, f"{label}: refund of payment"),
+             Line(chart.CASH, -amount, None, f"{label}: refund")]
+    entry = post_entry(actor, entry_date=utcnow().date(), memo=f"Refund on {label}: {reason}"[:255],
+                       kind=REFUND_KIND, lines=[line for line in lines if line.amount],
+                       source=("refund", refund.id))
+    allow_change(db.session, refund, "journal_entry_id")
+    refund.journal_entry_id = entry.id
+    db.session.flush()
+    record(actor, "payment.refunded", "refund", refund.id, organisation_id=member,
+           after={**snapshot(refund), "from_account_credit": from_credit,
+                  "from_invoice": from_receivable, "invoice_id": payment.invoice_id})
+    return refund
+
+
+def payments_for(invoice: Invoice) -> list[tuple[Payment, Decimal]]:
+    """The invoice's payments, oldest first, each with what has been refunded of it."""
+    payments = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id)
+                                  .order_by(Payment.received_on, Payment.id)).all()
+    refunds = _refunded([payment.id for payment in payments])
+    return [(payment, refunds.get(payment.id, ZERO)) for payment in payments]
