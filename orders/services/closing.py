@@ -16,7 +16,9 @@ admin chose.
   product's options are refused naming the product.
 * **Commit** (admin or the command line): locks the round row ``FOR UPDATE``
   -- commitments hold it ``FOR SHARE`` while they change, so the close waits
-  for those in flight and later ones find the round closed (409) -- re-checks
+  for those in flight and later ones find the round closed (409); on
+  PostgreSQL the rounds table is first locked EXCLUSIVE so that a stream of
+  commitments cannot starve the close (see ``_gate_commitments``) -- re-checks
   that it is open, recomputes from the commitments as they are under the lock,
   and writes, in the caller's one transaction:
 
@@ -55,7 +57,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, insert, select, text
 from sqlalchemy.orm import selectinload
 
 from buyersclub.accounts.models import Role
@@ -297,6 +299,7 @@ def commit_close(
     close refuse with 409 when the commitments changed since that review.
     """
     actor.require(Role.ADMIN)
+    _gate_commitments()
     found = get_round(actor, round_id, lock="update")
     _require_open(found, "closed")
     preview = _build_preview(found, with_names=False)
@@ -334,6 +337,22 @@ def commit_close(
     )
     record(actor, "round.closed", "round", found.id, before=before, after=after)
     return CloseResult(found, preview, closings, totals, entry, allocated)
+
+
+def _gate_commitments() -> None:
+    """On PostgreSQL, stop new commitments from overtaking the close (until it commits).
+
+    Commitments share-lock the round row, and PostgreSQL lets a new share
+    locker overtake a transaction waiting for ``FOR UPDATE`` on the same row,
+    so while members keep committing a close could wait forever. The rounds
+    table in EXCLUSIVE mode is a queued (fair) lock: it waits for the
+    commitments in flight (their ROW SHARE), and the ones arriving later queue
+    behind it, then find the round closed. Reads go on; other rounds' state
+    changes wait for the close, which takes seconds at most. SQLite serialises
+    writers anyway.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("LOCK TABLE rounds IN EXCLUSIVE MODE"))
 
 
 def _check_fund_covers(amount: Decimal) -> None:
