@@ -133,9 +133,10 @@ def demo(if_empty: bool, force: bool) -> None:
 
 
 def register(app: Flask) -> None:
+    from invoices.cli import issue_invoices
     from orders.cli import rounds
 
-    for command in (create_admin, create_token, demo, rounds):
+    for command in (create_admin, create_token, demo, rounds, issue_invoices):
         app.cli.add_command(command)
 
 
