@@ -26,10 +26,14 @@ from buyersclub.accounts.views import current_actor
 from buyersclub.db import db, utcnow
 from buyersclub.errors import DomainError, InvalidInput
 from buyersclub.organisations.models import Organisation
+from orders.cli import close_due_rounds
 from orders.models import RoundStatus
 from orders.services import closing, rounds
 
-bp = Blueprint("orders_close", __name__, template_folder="templates")
+# cli_group=None: the blueprint brings the cron command ``flask --app buyersclub
+# close-due-rounds`` (defined in orders.cli) to the application's top level.
+bp = Blueprint("orders_close", __name__, template_folder="templates", cli_group=None)
+bp.cli.add_command(close_due_rounds)
 
 ALLOCATIONS_PER_PAGE = 100
 
