@@ -40,7 +40,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from buyersclub.accounts.models import Role
@@ -196,12 +196,17 @@ def build_inputs(found: Round, policy: SubsidyPolicy) -> dict[str, Any]:
     balances = {restriction: to_cents(amount) for restriction, amount in fund.balances().items()}
     billed = {category for member_bills in bills.values() for category in member_bills}
     members = []
+    texts: dict[int, tuple[str, list[list[str]]]] = {}  # by id(NeedWeight): shared by equal profiles
     for profile in profiles:
         weight = weights[profile.organisation_id]
+        if id(weight) not in texts:
+            parts = [[what, ratio(points)] for what, points in weight.parts]
+            texts[id(weight)] = (ratio(weight.value), parts)
+        weight_text, parts = texts[id(weight)]
         members.append({
             "key": profile.organisation_id,
-            "weight": ratio(weight.value),
-            "weight_parts": [[what, ratio(points)] for what, points in weight.parts],
+            "weight": weight_text,
+            "weight_parts": parts,
             "eligible": profile.eligible,
             "bills": dict(sorted(bills[profile.organisation_id].items())),
             "inputs": weight.inputs,
@@ -235,8 +240,10 @@ def engine_inputs(inputs: Mapping[str, Any]) -> tuple[list[Member], Funds, Polic
     )
     money = inputs["funds"]
     funds = Funds(unrestricted=money["unrestricted"], restricted=dict(money["restricted"]))
+    # Few distinct weights among many members: read each text once.
+    weights = {text: Fraction(text) for text in {each["weight"] for each in inputs["members"]}}
     members = [
-        Member(key=each["key"], weight=Fraction(each["weight"]), bills=each["bills"],
+        Member(key=each["key"], weight=weights[each["weight"]], bills=each["bills"],
                eligible=each["eligible"], inputs=each["inputs"])
         for each in inputs["members"]
     ]
@@ -255,23 +262,15 @@ def recompute(run: SubsidyRun) -> EngineAllocation:
 # --- Storing awards --------------------------------------------------------------------
 
 
-def _explanation(member: Mapping[str, Any], line: Any) -> dict[str, Any]:
-    percent_per_point = line.level * 100
-    return {
-        "weight": member["weight"],
-        "weight_parts": member["weight_parts"],
-        "inputs": member["inputs"],
-        "eligible": member["eligible"],
-        "level": ratio(line.level),
-        "percent_per_point": f"{_four_places(percent_per_point)}",
-        "percent_of_bill": f"{line.percent_of_bill}",
-        "limit": line.limit.value,
-        "bill_cents": line.bill,
-        "cap_cents": line.cap,
-        "floor_cents": line.floor,
-        "exact": ratio(line.exact),
-        "reason": line.reason,
-    }
+def _percent_text(numerator: int, denominator: int, places: int) -> str:
+    """``numerator / denominator`` as a percentage to ``places`` decimals, half up, in integers."""
+    if denominator == 0:
+        return f"{0:.{places}f}"
+    scale = 10**places
+    whole, rest = divmod(numerator * 100 * scale, denominator)
+    if 2 * rest >= denominator:
+        whole += 1
+    return f"{whole // scale}.{whole % scale:0{places}d}"
 
 
 def _four_places(value: Fraction) -> Decimal:
@@ -280,21 +279,40 @@ def _four_places(value: Fraction) -> Decimal:
 
 
 def _write_awards(run: SubsidyRun, allocation: EngineAllocation) -> None:
-    """Replace the run's awards with the allocation's (bulk insert), and its totals."""
+    """Replace the run's awards with the allocation's (one bulk insert), and its totals.
+
+    Each award's explanation: the member's weight with its parts and inputs, λ
+    (``level``, p/q) and the percentage of the bill it pays per point of weight,
+    the percentage of the bill awarded, the binding limit, the cap and floor, the
+    exact award before rounding (p/q), and an override's reason.
+    """
     by_key = {member["key"]: member for member in run.inputs["members"]}
+    levels = {category: (ratio(outcome.level), f"{_four_places(outcome.level * 100)}")
+              for category, outcome in allocation.categories.items()}
     rows = []
     for key, award in allocation.members.items():
         member = by_key[key]
         for category, line in award.lines.items():
+            level, per_point = levels[category]
             rows.append({
                 "run_id": run.id, "organisation_id": key, "category": category,
                 "bill": from_cents(line.bill), "cap": from_cents(line.cap), "amount": from_cents(line.cents),
-                "binding_limit": line.limit.value, "explanation": _explanation(member, line),
+                "binding_limit": line.limit.value,
+                "explanation": {
+                    "weight": member["weight"], "weight_parts": member["weight_parts"],
+                    "inputs": member["inputs"], "eligible": member["eligible"],
+                    "level": level, "percent_per_point": per_point,
+                    "percent_of_bill": _percent_text(line.cents, line.bill, 2),
+                    "limit": line.limit.value, "bill_cents": line.bill, "cap_cents": line.cap,
+                    "floor_cents": line.floor, "exact": f"{line.exact_numerator}/{line.exact_denominator}",
+                    "reason": line.reason,
+                },
             })
     db.session.execute(delete(Award).where(Award.run_id == run.id))
     if rows:
-        db.session.execute(insert(Award), rows)
-    run.level = {category: ratio(outcome.level) for category, outcome in allocation.categories.items()}
+        # Core executemany: the ORM's bulk path costs more than the rows for a large club.
+        db.session.execute(Award.__table__.insert(), rows)
+    run.level = {category: level for category, (level, _) in levels.items()}
     run.total_awarded = from_cents(allocation.paid)
     db.session.flush()
     db.session.expire(run, ["awards"])
