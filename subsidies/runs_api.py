@@ -16,6 +16,7 @@ from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
 from buyersclub.api.core import ApiBlueprint
 from buyersclub.db import db
+from buyersclub.money import from_cents
 from buyersclub.organisations.models import Organisation
 from subsidies.models import Award, RunStatus, SubsidyRun
 from subsidies.services import runs
@@ -95,9 +96,8 @@ def run_out(run: SubsidyRun) -> RunOut:
     return RunOut(
         id=run.id, round_id=run.round_id, status=run.status, policy_version=run.inputs["policy"]["version"],
         levels=run.level or {}, total_awarded=run.total_awarded,
-        unrestricted_available=Decimal(funds["unrestricted"]) / 100,
-        restricted_available={category: Decimal(cents) / 100
-                              for category, cents in funds["restricted"].items()},
+        unrestricted_available=from_cents(funds["unrestricted"]),
+        restricted_available={category: from_cents(cents) for category, cents in funds["restricted"].items()},
         created_at=run.created_at, decided_at=run.decided_at, journal_entry_id=run.journal_entry_id,
         awards=[AwardOut(organisation_id=award.organisation_id,
                          organisation_name=names.get(award.organisation_id, ""),

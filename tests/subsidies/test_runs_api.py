@@ -29,6 +29,8 @@ def test_an_admin_previews_overrides_and_approves(client, club, admin, auth):
     assert run["status"] == "preview"
     assert run["total_awarded"] == "500.00"
     assert run["levels"]["naloxone"] == "25/672"
+    assert run["unrestricted_available"] == "500.00"
+    assert run["restricted_available"]["pipes"] == "0.00"
     mine = next(award for award in run["awards"] if award["organisation_id"] == club.a.id)
     assert (mine["amount"], mine["bill"], mine["percent_of_bill"]) == ("285.71", "960.00", "29.76")
     assert mine["organisation_name"] == "Alder Outreach"
