@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from buyersclub.db import db
 from buyersclub.organisations.models import Organisation
+from subsidies.models import SubsidyPolicy
+from subsidies.policy import DEFAULT_MAX_SHARE, DEFAULT_PRIORITY, DEFAULT_WEIGHTS
 from tests.subsidies.test_runs import allocate, closed_round, give, large_programme, product_in
 
 pytestmark = pytest.mark.browser
@@ -22,6 +24,10 @@ def closed(live_db, live_member):
     harbour = db.session.scalars(
         select(Organisation).where(Organisation.name == live_member.organisation)).one()
     harbour.low_resource = True
+    if db.session.scalar(select(SubsidyPolicy.id).limit(1)) is None:
+        # Emptying the tables after another browser test took the migration's policy too.
+        db.session.add(SubsidyPolicy(version=1, weights=DEFAULT_WEIGHTS, max_share=DEFAULT_MAX_SHARE,
+                                     priority=DEFAULT_PRIORITY))
     found = closed_round()
     naloxone = product_in(found)
     allocate(naloxone, harbour, 24)
