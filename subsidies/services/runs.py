@@ -706,6 +706,9 @@ def awards_report(actor: Actor, round_id: int) -> AwardsReport:
             if not full:
                 _suppress(group)
                 total.suppressed = 0 < total.organisations < SMALL_CELL
+                for cell in [*group, total]:
+                    if cell.suppressed:  # hidden here, not only in the page
+                        cell.organisations, cell.bill, cell.awarded = 0, Decimal("0.00"), Decimal("0.00")
             totals[category] = total
         if full:
             members = list(db.session.execute(

@@ -419,6 +419,7 @@ def test_the_report_hides_small_cells_from_all_but_admins(session, admin, financ
     seen = runs.awards_report(Actor.for_user(finance), found.id)
     cells = {cell.band: cell for cell in seen.cells["naloxone"]}
     assert cells["over_1m"].suppressed  # one organisation
+    assert (cells["over_1m"].organisations, cells["over_1m"].awarded) == (0, 0)  # not even in the data
     assert cells["under_50k"].suppressed  # else 'all' less the shown cells would give it away
     assert not cells["50k_250k"].suppressed
     assert not seen.totals["naloxone"].suppressed and seen.totals["naloxone"].organisations == 8
