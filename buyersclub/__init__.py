@@ -112,6 +112,8 @@ def _register_blueprints(app: Flask) -> None:
     from orders import delivery_api as orders_delivery_api
     from orders import delivery_views as orders_delivery_views
     from orders import views as orders_views
+    from subsidies import fund_api as subsidies_fund_api
+    from subsidies import fund_views as subsidies_fund_views
     from subsidies import runs_api as subsidies_runs_api
     from subsidies import runs_views as subsidies_runs_views
 
@@ -134,6 +136,8 @@ def _register_blueprints(app: Flask) -> None:
         invoices_api.bp,
         subsidies_runs_views.bp,
         subsidies_runs_api.bp,
+        subsidies_fund_views.bp,
+        subsidies_fund_api.bp,
     ):
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
