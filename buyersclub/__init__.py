@@ -106,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     from buyersclub.organisations import views as organisations_views
     from buyersclub.web import views as web_views
     from invoices import api as invoices_api
+    from invoices import views as invoices_views
     from orders import api as orders_api
     from orders import close_api as orders_close_api
     from orders import close_views as orders_close_views
@@ -133,6 +134,7 @@ def _register_blueprints(app: Flask) -> None:
         orders_close_api.bp,
         orders_delivery_views.bp,
         orders_delivery_api.bp,
+        invoices_views.bp,
         invoices_api.bp,
         subsidies_runs_views.bp,
         subsidies_runs_api.bp,

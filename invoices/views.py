@@ -1,0 +1,292 @@
+"""Invoice pages.
+
+Finance (and administrators, read-only): the invoice list filtered by status,
+round, member and overdue; one invoice with its lines, payments, credit notes
+and balance due; forms to record a payment, issue a credit note (reason
+required, then a confirmation) and void (reason and an explicit
+confirmation); a round's invoices with the "Issue invoices" button.
+
+Member staff: "My invoices" and each of their own (another organisation's is 404).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import login_required
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import BooleanField, DateField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from buyersclub.accounts.models import Role
+from buyersclub.accounts.views import current_actor
+from buyersclub.db import db, utcnow
+from buyersclub.errors import DomainError, InvalidInput, NotFound
+from buyersclub.organisations.models import Organisation
+from invoices.models import Invoice, InvoiceStatus, LineKind, PaymentMethod
+from invoices.services import credit_notes, issuing, payments, queries
+from orders.models import Round
+from orders.services.rounds import get_round
+
+bp = Blueprint("invoices", __name__, template_folder="templates")
+
+PER_PAGE = 25
+STAFF = (Role.FINANCE, Role.ADMIN)
+
+
+# --- Forms ---------------------------------------------------------------------------------------
+
+
+class PaymentForm(FlaskForm):
+    method = SelectField("How it was paid", choices=[
+        SelectChoice(PaymentMethod.BANK_TRANSFER.value, "Bank transfer"),
+        SelectChoice(PaymentMethod.CHEQUE.value, "Cheque"), SelectChoice(PaymentMethod.OTHER.value, "Other")])
+    reference = StringField("Reference", validators=[Optional(), Length(max=120)],
+                            description="The bank reference or cheque number.")
+    received_on = DateField("Received on", validators=[InputRequired(message="Give the day the money "
+                                                                             "arrived.")])
+    amount = StringField("Amount", validators=[DataRequired(message="Give the amount received.")],
+                         description="More than the balance due becomes the member's account credit.")
+
+
+class CreditNoteForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired(message="Give the reason: it is printed on "
+                                                                      "the credit note."), Length(max=500)])
+    amount = StringField("Amount", validators=[Optional()],
+                         description="Leave empty and tick no line to credit the whole open amount.")
+    line_ids = SelectMultipleField("Or credit these lines in full", coerce=int, validators=[Optional()])
+
+
+class VoidForm(FlaskForm):
+    reason = TextAreaField("Why was it issued in error?", validators=[DataRequired(message="Give the "
+                                                                      "reason."), Length(max=500)])
+    confirm = BooleanField("Yes, void this invoice. It keeps its number; the round's invoices can be "
+                           "issued again to replace it.", validators=[DataRequired(message="Tick the box "
+                                                                                           "to confirm.")])
+
+
+class IssueForm(FlaskForm):
+    without_subsidy_run = BooleanField("Issue without an approved subsidy run (no subsidy credits)")
+
+
+def _add_error(form: FlaskForm, error: DomainError) -> None:
+    name = (error.field or "").split(".")[0]
+    if name and name in form:
+        form[name].errors = [*form[name].errors, error.message]
+    else:
+        form.form_errors.append(error.message)
+
+
+# --- Lists ---------------------------------------------------------------------------------------
+
+
+def _int_arg(name: str) -> int | None:
+    raw = request.args.get(name, "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+@bp.get("/invoices")
+@login_required
+def index():
+    """Finance and administrators: every invoice, filtered; member staff: their own."""
+    actor = current_actor()
+    staff = actor.has_role(*STAFF)
+    filters = {"status": request.args.get("status", "").strip(), "round_id": _int_arg("round_id"),
+               "organisation_id": _int_arg("organisation_id") if staff else None,
+               "overdue": request.args.get("overdue") == "1"}
+    error = None
+    scope = {"round_id": filters["round_id"], "organisation_id": filters["organisation_id"],
+             "overdue": filters["overdue"]}
+    try:
+        statement = queries.invoices_for(actor, status=filters["status"] or None, **scope)
+    except InvalidInput as exc:
+        error = exc.message
+        filters["status"] = ""
+        statement = queries.invoices_for(actor, **scope)
+    pagination = db.paginate(statement, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+    found = payments.settlements(pagination.items)
+    names = _names({invoice.organisation_id for invoice in pagination.items})
+    members = rounds = []
+    if staff:
+        members = db.session.execute(select(Organisation.id, Organisation.name)
+                                     .where(Organisation.id.in_(select(Invoice.organisation_id)))
+                                     .order_by(Organisation.name)).all()
+        rounds = db.session.execute(select(Round.id, Round.name).where(Round.id.in_(select(Invoice.round_id)))
+                                    .order_by(Round.id.desc())).all()
+    return render_template("invoices/list.html", pagination=pagination, settlements=found, names=names,
+                           filters=filters, statuses=queries.STATUSES, members=members, rounds=rounds,
+                           staff=staff, label=payments.status_label, error=error), 400 if error else 200
+
+
+def _names(ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Organisation.id, Organisation.name)
+                                   .where(Organisation.id.in_(ids))).all())
+
+
+# --- One invoice ---------------------------------------------------------------------------------
+
+
+def _detail(invoice_id: int, *, payment_form: PaymentForm | None = None, status: int = 200):
+    actor = current_actor()
+    invoice = issuing.get_invoice(actor, invoice_id)
+    found = payments.settlement(invoice)
+    round_ = db.session.get(Round, invoice.round_id)
+    return render_template(
+        "invoices/detail.html", invoice=invoice, settlement=found, round=round_,
+        status_label=payments.status_label(invoice, found), balance_due=payments.balance_due(invoice),
+        payments=payments.payments_for(invoice), notes=credit_notes.credit_notes_for(invoice),
+        can_act=actor.has_role(Role.FINANCE) and invoice.status == InvoiceStatus.ISSUED,
+        void=invoice.status == InvoiceStatus.VOID, LineKind=LineKind,
+    ), status
+
+
+@bp.get("/invoices/<int:invoice_id>")
+@login_required
+def detail(invoice_id: int):
+    return _detail(invoice_id)
+
+
+@bp.route("/invoices/<int:invoice_id>/payments/new", methods=["GET", "POST"])
+@login_required
+def record_payment(invoice_id: int):
+    actor = current_actor()
+    actor.require(Role.FINANCE)
+    invoice = issuing.get_invoice(actor, invoice_id)
+    form = PaymentForm()
+    if request.method == "GET":
+        form.received_on.data = utcnow().date()
+        form.amount.data = f"{payments.balance_due(invoice):.2f}"
+    status = 200
+    if form.validate_on_submit():
+        try:
+            payment = payments.record_payment(actor, invoice.id, form.method.data, form.reference.data,
+                                              form.received_on.data, form.amount.data.strip())
+        except DomainError as error:
+            if isinstance(error, NotFound):
+                raise
+            _add_error(form, error)
+            status = error.status
+        else:
+            extra = payment.amount - payment.applied
+            flash(f"Payment of {payment.amount:,.2f} recorded"
+                  + (f"; {extra:,.2f} is now the member's account credit." if extra else "."), "info")
+            return redirect(url_for(".detail", invoice_id=invoice.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("invoices/payment_form.html", invoice=invoice, form=form,
+                           balance_due=payments.balance_due(invoice)), status
+
+
+@bp.route("/invoices/<int:invoice_id>/credit-notes/new", methods=["GET", "POST"])
+@login_required
+def credit_note(invoice_id: int):
+    """The reason and what to credit, then a confirmation page, then the credit note."""
+    actor = current_actor()
+    actor.require(Role.FINANCE)
+    invoice = issuing.get_invoice(actor, invoice_id)
+    form = CreditNoteForm()
+    creditable = [line for line in invoice.lines if line.kind in credit_notes.PART_OF_LINE]
+    form.line_ids.choices = [SelectChoice(line.id, f"{line.description}: {line.amount:,.2f}")
+                             for line in creditable]
+    status = 200
+    if form.validate_on_submit():
+        amount = (form.amount.data or "").strip() or None
+        line_ids = form.line_ids.data or None
+        if request.form.get("confirmed") != "yes":
+            chosen = [each for each in creditable if each.id in (line_ids or [])]
+            return render_template("invoices/credit_note_confirm.html", invoice=invoice, form=form,
+                                   amount=amount, lines=chosen, balance_due=payments.balance_due(invoice))
+        try:
+            note = credit_notes.issue_credit_note(actor, invoice.id, reason=form.reason.data, amount=amount,
+                                                  line_ids=line_ids)
+        except DomainError as error:
+            if isinstance(error, NotFound):
+                raise
+            _add_error(form, error)
+            status = error.status
+        else:
+            flash(f"Credit note {note.number} for {note.amount:,.2f} issued.", "info")
+            return redirect(url_for(".detail", invoice_id=invoice.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("invoices/credit_note_form.html", invoice=invoice, form=form,
+                           balance_due=payments.balance_due(invoice)), status
+
+
+@bp.route("/invoices/<int:invoice_id>/void", methods=["GET", "POST"])
+@login_required
+def void(invoice_id: int):
+    actor = current_actor()
+    actor.require(Role.FINANCE)
+    invoice = issuing.get_invoice(actor, invoice_id)
+    form = VoidForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            credit_notes.void_invoice(actor, invoice.id, form.reason.data)
+        except DomainError as error:
+            if isinstance(error, NotFound):
+                raise
+            _add_error(form, error)
+            status = error.status
+        else:
+            flash(f"Invoice {invoice.number} is void. Issue the round's invoices again to replace it.",
+                  "info")
+            return redirect(url_for(".detail", invoice_id=invoice.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("invoices/void.html", invoice=invoice, form=form), status
+
+
+# --- A round's invoices --------------------------------------------------------------------------
+
+
+def _round_page(round_id: int, form: IssueForm, status: int = 200):
+    actor = current_actor()
+    actor.require(*STAFF)
+    found = get_round(actor, round_id)
+    invoices = db.session.scalars(select(Invoice).where(Invoice.round_id == found.id)
+                                  .order_by(Invoice.sequence_number)).all()
+    return render_template(
+        "invoices/round.html", round=found, invoices=invoices, settlements=payments.settlements(invoices),
+        names=_names({invoice.organisation_id for invoice in invoices}), form=form,
+        label=payments.status_label, run=issuing.approved_run(found.id),
+        can_issue=actor.has_role(Role.FINANCE) and found.status in issuing.INVOICEABLE,
+        total=sum((invoice.total for invoice in invoices if invoice.status == InvoiceStatus.ISSUED),
+                  Decimal("0.00")),
+    ), status
+
+
+@bp.get("/rounds/<int:round_id>/invoices")
+@login_required
+def round_invoices(round_id: int):
+    return _round_page(round_id, IssueForm())
+
+
+@bp.post("/rounds/<int:round_id>/invoices")
+@login_required
+def issue(round_id: int):
+    actor = current_actor()
+    actor.require(Role.FINANCE)
+    form = IssueForm()
+    if not form.validate_on_submit():
+        return _round_page(round_id, form, 400)
+    try:
+        issued = issuing.issue_round_invoices(actor, round_id,
+                                              without_subsidy_run=bool(form.without_subsidy_run.data))
+    except DomainError as error:
+        if isinstance(error, NotFound):
+            raise
+        _add_error(form, error)
+        return _round_page(round_id, form, error.status)
+    if issued:
+        flash(f"{len(issued)} invoice{'s' if len(issued) != 1 else ''} issued: "
+              f"{issued[0].number} to {issued[-1].number}.", "info")
+    else:
+        flash("Every member allocated units already has an invoice for this round.", "info")
+    return redirect(url_for(".round_invoices", round_id=round_id))

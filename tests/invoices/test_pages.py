@@ -1,0 +1,106 @@
+"""Invoice pages: finance issues, lists, records payments, credits and voids; members see their own."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from buyersclub.db import db, utcnow
+from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment
+from invoices.services import issuing
+
+YEAR = utcnow().year
+
+
+def issued(ex):
+    invoices = issuing.issue_round_invoices(ex.finance, ex.round.id)
+    ids = {organisation.id: key for key, organisation in ex.members.items()}
+    return {ids[invoice.organisation_id]: invoice for invoice in invoices}
+
+
+def test_finance_issues_a_round_s_invoices_from_its_page(client, sign_in, finance, approved):
+    sign_in(finance)
+    page = client.get(f"/rounds/{approved.round.id}/invoices")
+    assert page.status_code == 200 and "Issue invoices" in page.get_data(as_text=True)
+    response = client.post(f"/rounds/{approved.round.id}/invoices", data={}, follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert f"4 invoices issued: INV-{YEAR}-00001 to INV-{YEAR}-00004" in text
+    assert "Programme Alder" in text and "$19,328.20" in text
+
+
+def test_issuing_before_the_run_is_refused_with_the_reason(client, sign_in, finance, example):
+    sign_in(finance)
+    response = client.post(f"/rounds/{example.round.id}/invoices", data={})
+    assert response.status_code == 409 and "subsidy run is not approved" in response.get_data(as_text=True)
+    response = client.post(f"/rounds/{example.round.id}/invoices", data={"without_subsidy_run": "y"})
+    assert response.status_code == 302
+
+
+def test_the_list_filters_and_the_detail_shows_credits_and_free_goods(client, sign_in, finance, approved):
+    invoices = issued(approved)
+    sign_in(finance)
+    text = client.get("/invoices").get_data(as_text=True)
+    assert all(invoice.number in text for invoice in invoices.values())
+    text = client.get(f"/invoices?organisation_id={approved.members['C'].id}").get_data(as_text=True)
+    assert invoices["C"].number in text and invoices["A"].number not in text
+    assert client.get("/invoices?status=nonsense").status_code == 400
+    text = client.get(f"/invoices/{invoices['C'].id}").get_data(as_text=True)
+    assert "Subsidy from the club fund: naloxone" in text and "-$4,320.00" in text
+    assert "supplied free by the club fund, value $372.00" in text
+    assert "Record a payment" in text and "Void" in text
+
+
+def test_recording_a_payment_with_an_over_payment(client, sign_in, finance, approved):
+    invoice = issued(approved)["D"]
+    sign_in(finance)
+    form = client.get(f"/invoices/{invoice.id}/payments/new").get_data(as_text=True)
+    assert 'value="12.82"' in form
+    bad = client.post(f"/invoices/{invoice.id}/payments/new", data={
+        "method": "cheque", "reference": "CHQ-4", "received_on": utcnow().date().isoformat(),
+        "amount": "abc"})
+    assert bad.status_code == 400 and "is not an amount" in bad.get_data(as_text=True)
+    response = client.post(f"/invoices/{invoice.id}/payments/new", data={
+        "method": "cheque", "reference": "CHQ-4", "received_on": utcnow().date().isoformat(),
+        "amount": "20.00"}, follow_redirects=True)
+    text = response.get_data(as_text=True)
+    assert "7.18 is now the member&#39;s account credit" in text and "paid" in text
+    assert db.session.scalar(select(func.count()).select_from(Payment)) == 1
+
+
+def test_a_credit_note_needs_a_reason_and_a_confirmation(client, sign_in, finance, approved):
+    invoice = issued(approved)["A"]
+    sign_in(finance)
+    missing = client.post(f"/invoices/{invoice.id}/credit-notes/new", data={"amount": "10.00"})
+    assert missing.status_code == 400 and "Give the reason" in missing.get_data(as_text=True)
+    review = client.post(f"/invoices/{invoice.id}/credit-notes/new",
+                         data={"reason": "Late", "amount": "10.00"})
+    assert review.status_code == 200 and "Issue the credit note" in review.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(CreditNote)) == 0
+    done = client.post(f"/invoices/{invoice.id}/credit-notes/new", follow_redirects=True,
+                       data={"reason": "Late", "amount": "10.00", "confirmed": "yes"})
+    assert f"Credit note CN-{YEAR}-00001 for 10.00 issued" in done.get_data(as_text=True)
+
+
+def test_void_needs_the_box_ticked(client, sign_in, finance, approved):
+    invoice = issued(approved)["B"]
+    sign_in(finance)
+    refused = client.post(f"/invoices/{invoice.id}/void", data={"reason": "Wrong member"})
+    assert refused.status_code == 400 and "Tick the box" in refused.get_data(as_text=True)
+    done = client.post(f"/invoices/{invoice.id}/void", data={"reason": "Wrong member", "confirm": "y"},
+                       follow_redirects=True)
+    assert "is void" in done.get_data(as_text=True)
+    assert db.session.get(Invoice, invoice.id).status == InvoiceStatus.VOID
+
+
+def test_members_see_my_invoices_and_only_their_own(client, sign_in, approved):
+    invoices = issued(approved)
+    sign_in(approved.members["A"].staff[0])
+    text = client.get("/invoices").get_data(as_text=True)
+    assert "My invoices" in text and invoices["A"].number in text and invoices["B"].number not in text
+    assert client.get(f"/invoices/{invoices['A'].id}").status_code == 200
+    other = client.get(f"/invoices/{invoices['B'].id}")
+    assert other.status_code == 404 and "Birch" not in other.get_data(as_text=True)
+    assert "Record a payment" not in client.get(f"/invoices/{invoices['A'].id}").get_data(as_text=True)
+    for path in (f"/invoices/{invoices['A'].id}/payments/new", f"/invoices/{invoices['A'].id}/void",
+                 f"/rounds/{approved.round.id}/invoices"):
+        assert client.get(path).status_code == 403
