@@ -165,7 +165,7 @@ class RoundFacts:
     held: dict[int, Decimal]  # organisation -> what its receivable holds for the round, uninvoiced
 
 
-def _approved_run(round_id: int) -> SubsidyRun | None:
+def approved_run(round_id: int) -> SubsidyRun | None:
     return db.session.scalar(select(SubsidyRun).where(SubsidyRun.round_id == round_id,
                                                       SubsidyRun.status == RunStatus.APPROVED))
 
@@ -333,7 +333,7 @@ def issue_round_invoices(
     """
     actor.require(Role.FINANCE)
     found = get_round(actor, round_id, lock="update")
-    run = _approved_run(found.id)
+    run = approved_run(found.id)
     _require_invoiceable(found, run, without_subsidy_run)
     facts = _round_facts(found, run)
     live = set(db.session.scalars(select(Invoice.organisation_id).where(
