@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import tempfile
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 MODES = ("production", "development", "testing")
@@ -33,6 +34,31 @@ def _flag(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _tax_rates(raw: str) -> dict[str, Decimal]:
+    """``US-MA=0.0625,US=0`` -> {"US-MA": Decimal("0.0625"), "US": Decimal("0")}."""
+    rates: dict[str, Decimal] = {}
+    for part in filter(None, (piece.strip() for piece in raw.split(","))):
+        where, _, rate = part.partition("=")
+        where = where.strip().upper()
+        try:
+            value = Decimal(rate.strip())
+        except InvalidOperation:
+            value = Decimal("-1")
+        if not where or not value.is_finite() or not Decimal("0") <= value < Decimal("1"):
+            raise ConfigurationError(
+                f"BUYERSCLUB_TAX_RATES: {part!r} should look like US-MA=0.0625 (a rate from 0 to below 1)"
+            )
+        rates[where] = value
+    return rates
+
+
+def _prefix(env, name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not value.isalnum() or len(value) > 10:
+        raise ConfigurationError(f"{name} must be up to 10 letters or digits, not {value!r}")
+    return value
 
 
 def _paper_size(value: str) -> str:
@@ -115,6 +141,11 @@ def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
         # Where suppliers deliver (printed on purchase orders); empty: "as agreed".
         "CLUB_DELIVERY_ADDRESS": env.get("BUYERSCLUB_CLUB_DELIVERY_ADDRESS", "").strip() or None,
         "PAPER_SIZE": _paper_size(env.get("BUYERSCLUB_PAPER_SIZE", "A4")),
+        # Sales tax by jurisdiction, e.g. "US-MA=0.0625,US-NY=0.04" (country, or country-region).
+        "INVOICE_TAX_RATES": _tax_rates(env.get("BUYERSCLUB_TAX_RATES", "")),
+        "INVOICE_NET_DAYS": _whole_number(env, "BUYERSCLUB_INVOICE_NET_DAYS", 30),
+        "INVOICE_PREFIX": _prefix(env, "BUYERSCLUB_INVOICE_PREFIX", "INV"),
+        "CREDIT_NOTE_PREFIX": _prefix(env, "BUYERSCLUB_CREDIT_NOTE_PREFIX", "CN"),
         "MAIL_BACKEND": env.get("BUYERSCLUB_MAIL_BACKEND", "console"),
         "MAIL_FROM": env.get("BUYERSCLUB_MAIL_FROM", "club@localhost"),
         "MAIL_FILE_DIR": env.get("BUYERSCLUB_MAIL_FILE_DIR", str(Path(instance_path) / "mail")),

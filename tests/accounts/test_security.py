@@ -205,3 +205,17 @@ def test_paper_size_is_a4_or_letter(tmp_path):
     assert letter["PAPER_SIZE"] == "Letter"
     with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_PAPER_SIZE"):
         settings.load(str(tmp_path), {**environ, "BUYERSCLUB_PAPER_SIZE": "A5"})
+
+
+def test_invoice_settings_from_the_environment(tmp_path):
+    from decimal import Decimal
+
+    environ = {"BUYERSCLUB_ENV": "development", "BUYERSCLUB_TAX_RATES": "us-ma=0.0625, US=0",
+               "BUYERSCLUB_INVOICE_NET_DAYS": "14", "BUYERSCLUB_INVOICE_PREFIX": "BC"}
+    config = settings.load(str(tmp_path), environ)
+    assert config["INVOICE_TAX_RATES"] == {"US-MA": Decimal("0.0625"), "US": Decimal("0")}
+    numbering = (config["INVOICE_NET_DAYS"], config["INVOICE_PREFIX"], config["CREDIT_NOTE_PREFIX"])
+    assert numbering == (14, "BC", "CN")
+    for bad in ("US-MA=6.25", "US-MA", "=0.1", "US-MA=abc"):
+        with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_TAX_RATES"):
+            settings.load(str(tmp_path), {**environ, "BUYERSCLUB_TAX_RATES": bad})
