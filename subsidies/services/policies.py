@@ -271,7 +271,12 @@ def new_policy_version(
 
 
 def organisation_weight(policy: SubsidyPolicy, organisation: Organisation) -> NeedWeight:
-    """The organisation's need weight under this policy, from its bands, funding and decile."""
+    """The organisation's need weight under this policy, from its bands, funding and decile.
+
+    Reads only ``budget_band``, ``people_reached_band`` (enum or its string
+    value), ``receives_public_funding`` and ``deprivation_decile``, so anything
+    carrying those four (a row read without loading the organisation) will do.
+    """
     return need_weight(
         policy.weights,
         budget_band=_value(organisation.budget_band),
