@@ -52,7 +52,7 @@ CHROMIUM_ARGS = [
 ]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Tables whose rows a migration put there: kept between tests.
-SEEDED_TABLES = {"ledger_accounts"}
+SEEDED_TABLES = {"ledger_accounts", "subsidy_policies"}
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -108,7 +108,10 @@ def empty_tables(app: Flask) -> None:
     with app.app_context(), db.engine.begin() as connection:
         connection.exec_driver_sql("PRAGMA defer_foreign_keys=ON")
         for table in reversed(db.metadata.sorted_tables):
-            if table.name not in SEEDED_TABLES:
+            if table.name == "subsidy_policies":
+                # Keep the first version, which the migration seeds; drop the tests' own.
+                connection.execute(table.delete().where(table.c.version > 1))
+            elif table.name not in SEEDED_TABLES:
                 connection.execute(table.delete())
     app.extensions["mail_outbox"] = []
 
