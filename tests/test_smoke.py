@@ -10,7 +10,8 @@ def test_healthz(client):
 def test_sign_in_page_renders(client):
     response = client.get("/sign-in")
     assert response.status_code == 200
-    assert b'<label for="email">E-mail address <span class="req" aria-hidden="true">*</span></label>' in response.data
+    label = b'<label for="email">E-mail address <span class="req" aria-hidden="true">*</span></label>'
+    assert label in response.data
 
 
 def test_member_signs_in_and_sees_dashboard(client, member, sign_in):

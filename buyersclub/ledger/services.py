@@ -115,18 +115,36 @@ def post_entry(
 
 
 def reverse_entry(
-    actor: Actor, entry_id: int, reason: str, *, entry_date: date | None = None
+    actor: Actor,
+    entry_id: int,
+    reason: str,
+    *,
+    entry_date: date | None = None,
+    by_its_document: bool = False,
 ) -> JournalEntry:
     """Undo an entry by posting every line negated; the original stays as it was.
 
     An entry can be reversed once. A reversal is itself an entry, so it too
     can be reversed (once), which reinstates the original amounts.
+
+    An entry that a document posted (a grant, a round's close, a subsidy run,
+    an invoice…) is reversed only through that document's own service, which
+    passes ``by_its_document=True`` after its checks (e.g. that the fund still
+    holds a grant's money): reversing it here alone would leave the document
+    saying one thing and the ledger another.
     """
     actor.require(*STAFF)
     reason = _required_text(reason, "reason", 200)
     original = db.session.get(JournalEntry, entry_id)
     if original is None:
         raise NotFound("No such journal entry.")
+    owner = original.reverses if original.kind == REVERSAL and original.reverses else original
+    if owner.source_type is not None and not by_its_document:
+        raise Conflict(
+            f"Entry #{original.id} belongs to {owner.source_type.replace('_', ' ')} #{owner.source_id}: "
+            "correct it from that record's page, so the record and the ledger stay in step.",
+            code="entry_owned_by_document",
+        )
     _refuse_second_reversal(original)
 
     reversal = JournalEntry(

@@ -230,7 +230,8 @@ def reverse_grant(actor: Actor, grant_id: int, reason: Any, currency: str = "USD
             "correction another way (for example a refund to the funder out of new money).",
             code="fund_insufficient",
         )
-    reversal = reverse_entry(actor, grant.journal_entry_id, f"grant #{grant.id}: {reason}")
+    reversal = reverse_entry(actor, grant.journal_entry_id, f"grant #{grant.id}: {reason}",
+                             by_its_document=True)
     record(
         actor,
         "grant.reversed",

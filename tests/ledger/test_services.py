@@ -129,7 +129,7 @@ def test_system_jobs_may_post(session):
 def test_reversal_negates_every_line_and_restores_balances(session, clerk):
     harbour = factories.OrganisationFactory()
     invoice = post_entry(clerk, entry_date=date(2026, 3, 2), memo="Invoice 2026-0001",
-                         kind="invoice", source=("invoice", 1), lines=[
+                         kind="manual", lines=[
         Line(chart.RECEIVABLES, D("120.00"), organisation_id=harbour.id, memo="boxes"),
         Line(chart.SALES, D("-100.00")),
         Line(chart.TAX_PAYABLE, D("-20.00")),
@@ -254,3 +254,15 @@ def test_a_reversal_racing_another_is_a_conflict_not_a_broken_session(session, c
         JournalEntry.reverses_id == entry.id)).all() == [first.id]
     assert account_balance(chart.CASH) == D("0.00")
     assert trial_balance().balanced
+
+
+def test_an_entry_a_document_posted_is_reversed_only_through_that_document(session, clerk):
+    owned = grant(clerk, source=("grant", 7))
+    with pytest.raises(Conflict, match=r"belongs to grant #7") as refused:
+        reverse_entry(clerk, owned.id, "Trying the back door")
+    assert refused.value.code == "entry_owned_by_document"
+    reversal = reverse_entry(clerk, owned.id, "Withdrawn by the funder", by_its_document=True)
+    # Its reversal belongs to the grant too: reinstating it goes through the grant as well.
+    with pytest.raises(Conflict, match=r"belongs to grant #7"):
+        reverse_entry(clerk, reversal.id, "Undo the withdrawal")
+    assert account_balance(chart.FUND_UNRESTRICTED) == D("0.00")

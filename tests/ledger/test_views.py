@@ -208,3 +208,15 @@ def test_reversing_twice_is_refused(client, finance, sign_in, books, session):
 def test_finance_finds_the_ledger_in_the_navigation(client, finance, sign_in):
     sign_in(finance)
     assert 'href="/ledger"' in client.get("/").get_data(as_text=True)
+
+
+def test_an_entry_a_document_posted_offers_no_reversal_here(client, finance, sign_in, session):
+    owned = post_entry(Actor.for_user(finance), entry_date=date(2026, 3, 1), memo="Grant", kind="grant",
+                       source=("grant", 3), lines=[Line(chart.CASH, Decimal("50.00")),
+                                                   Line(chart.FUND_UNRESTRICTED, Decimal("-50.00"))])
+    sign_in(finance)
+    page = text(client.get(f"/ledger/entries/{owned.id}"))
+    assert "This entry belongs to grant #3" in page
+    assert "Reverse this entry…" not in page
+    refused = client.post(f"/ledger/entries/{owned.id}/reverse", data={"reason": "x", "confirmed": "yes"})
+    assert refused.status_code == 409
