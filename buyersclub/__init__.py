@@ -136,10 +136,10 @@ def _register_blueprints(app: Flask) -> None:
         orders_delivery_api.bp,
         invoices_views.bp,
         invoices_api.bp,
-        subsidies_runs_views.bp,
-        subsidies_runs_api.bp,
         subsidies_fund_views.bp,
         subsidies_fund_api.bp,
+        subsidies_runs_views.bp,
+        subsidies_runs_api.bp,
     ):
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
