@@ -16,13 +16,13 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from buyersclub import login_manager
 from buyersclub.accounts import services
 from buyersclub.accounts.forms import ForgotPasswordForm, NewTokenForm, SetPasswordForm, SignInForm
 from buyersclub.accounts.models import User
 from buyersclub.actor import Actor
 from buyersclub.app import commit_despite_error
 from buyersclub.db import db
+from buyersclub.extensions import login_manager
 
 bp = Blueprint("accounts", __name__, template_folder="templates")
 

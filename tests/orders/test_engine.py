@@ -7,7 +7,6 @@ import itertools
 import random
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -549,16 +548,12 @@ def test_engine_imports_only_the_standard_library_and_money():
     assert outside == {"buyersclub.money"}
 
 
-def test_importing_the_engine_loads_no_flask_or_sqlalchemy_of_its_own():
-    # buyersclub/__init__.py imports Flask, so buyersclub.money drags it in; the engine
-    # itself must add no web or database module (e.g. by importing orders.models).
+def test_importing_the_engine_loads_no_flask_or_sqlalchemy():
     script = (
         "import sys\n"
-        "import buyersclub.money\n"
-        "before = set(sys.modules)\n"
         "import orders.engine\n"
-        "added = {m.split('.')[0] for m in set(sys.modules) - before}\n"
-        "print(sorted(added & {'flask', 'sqlalchemy', 'flask_sqlalchemy', 'werkzeug'}))\n"
+        "loaded = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(loaded & {'flask', 'sqlalchemy', 'flask_sqlalchemy', 'werkzeug'}))\n"
         "print('orders.models' in sys.modules)\n"
     )
     result = subprocess.run(
@@ -567,15 +562,17 @@ def test_importing_the_engine_loads_no_flask_or_sqlalchemy_of_its_own():
     assert result.stdout.split("\n")[:2] == ["[]", "False"]
 
 
-def test_closing_thousands_of_members_is_not_quadratic():
+def test_closing_thousands_of_members_stays_exact():
+    # Speed at this scale is measured by `make bench`, not by a clock in a test.
     rng = random.Random(7)
     commitments = [
         Commitment(member, rng.randint(1, 60), rng.randint(0, 10), rng.randint(0, 10**6))
         for member in range(1, 5_001)
     ]
-    started = time.perf_counter()
     for policy in AllocationPolicy:
         closing = close_product(NALOXONE, commitments, ClosingRules(policy=policy))
-        allocate_units(closing.firm_total // 2, commitments, policy)
-    # About 0.1 s here; a quadratic loop over 5,000 members would take many seconds.
-    assert time.perf_counter() - started < 2.0
+        for option in closing.options:
+            assert option.allocation.allocated + option.free_units == option.units
+        short = allocate_units(closing.firm_total // 2, commitments, policy)
+        assert short.allocated == closing.firm_total // 2
+        assert all(line.tolerance_units == 0 for line in short.members)
