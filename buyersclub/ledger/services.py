@@ -306,8 +306,11 @@ def _refuse_changes_to_the_ledger(session: Session, flush_context: Any, instance
             obj, include_collections=False
         ):
             raise LedgerIsAppendOnly(f"changing {_describe(obj)}")
-    for obj in session.new:
-        if isinstance(obj, Posting) and obj.entry is not None and obj.entry not in session.new:
+    # session.new builds a new set on each access: read it once, or a close with
+    # thousands of lines would take quadratic time here.
+    new = session.new
+    for obj in new:
+        if isinstance(obj, Posting) and obj.entry is not None and obj.entry not in new:
             raise LedgerIsAppendOnly(f"adding a line to the recorded entry #{obj.entry.id}")
 
 

@@ -152,3 +152,48 @@ def test_postgres_refuses_raw_updates_and_deletes(session, entry, statement):
     session.expire_all()
     assert amounts(session, entry.id) == [D("500.00"), D("-500.00")]
     assert session.get(JournalEntry, entry.id).memo == "Grant from the city"
+
+
+def _raw_entry(connection, memo: str) -> int:
+    return connection.execute(sa.text(
+        "INSERT INTO journal_entries (entry_date, created_at, memo, kind) "
+        "VALUES ('2026-03-01', now(), :memo, 'test') RETURNING id"), {"memo": memo}).scalar_one()
+
+
+def _raw_posting(connection, entry_id: int, code: str, amount: int) -> None:
+    connection.execute(sa.text("INSERT INTO postings (entry_id, account_id, amount) VALUES (:e, :a, :m)"),
+                       {"e": entry_id, "a": _account_id(connection, code), "m": amount})
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("order", ["one after the other", "interleaved"])
+def test_postgres_checks_every_entry_of_a_transaction_once_each(committing_db, order):
+    """A balanced entry, then an unbalanced one (in either order of lines): the commit is refused."""
+    with db.engine.connect() as connection:
+        transaction = connection.begin()
+        whole, half = _raw_entry(connection, "whole"), _raw_entry(connection, "half")
+        if order == "one after the other":
+            lines = [(whole, chart.CASH, 500), (whole, chart.GRANT_INCOME, -500), (half, chart.CASH, 300),
+                     (half, chart.GRANT_INCOME, -200)]
+        else:
+            lines = [(half, chart.CASH, 300), (whole, chart.CASH, 500), (half, chart.GRANT_INCOME, -200),
+                     (whole, chart.GRANT_INCOME, -500)]
+        for entry_id, code, amount in lines:
+            _raw_posting(connection, entry_id, code, amount)
+        with pytest.raises(sa.exc.IntegrityError, match=f"journal entry {half} does not balance"):
+            transaction.commit()
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM postings")).scalar_one() == 0
+
+
+@pytest.mark.postgres_only
+def test_postgres_checks_a_large_entry_once_and_accepts_it(committing_db):
+    with db.engine.begin() as connection:
+        entry_id = _raw_entry(connection, "many lines")
+        connection.execute(sa.text(
+            "INSERT INTO postings (entry_id, account_id, amount) "
+            "SELECT :e, :a, 1 FROM generate_series(1, 3000)"),
+            {"e": entry_id, "a": _account_id(connection, chart.CASH)})
+        _raw_posting(connection, entry_id, chart.GRANT_INCOME, -3000)
+    with db.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM postings")).scalar_one() == 3001
