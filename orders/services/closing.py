@@ -15,10 +15,10 @@ admin chose.
   cases of what members committed, no jump). Units that are not one of the
   product's options are refused naming the product.
 * **Commit** (admin or the command line): locks the round row (``FOR NO KEY
-  UPDATE``, see ``_locked_round``) -- commitments hold it ``FOR SHARE`` while they change, so the close waits
-  for those in flight and later ones find the round closed (409); on
-  PostgreSQL the rounds table is first locked EXCLUSIVE so that a stream of
-  commitments cannot starve the close (see ``_gate_commitments``) -- re-checks
+  UPDATE``, see ``_locked_round``) after passing the round's gate exclusively
+  (``orders.services.rounds.gate_round``): commitments pass it shared, so the
+  close waits for those in flight, later ones queue behind it and then find
+  the round closed (409), and a stream of commitments cannot starve it -- re-checks
   that it is open, recomputes from the commitments as they are under the lock,
   and writes, in the caller's one transaction:
 
@@ -59,7 +59,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, insert, select, text
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import selectinload
 
 from buyersclub.accounts.models import Role
@@ -84,7 +84,7 @@ from orders.models import (
     RoundStatus,
 )
 from orders.services.progress import item_breaks
-from orders.services.rounds import get_round
+from orders.services.rounds import gate_round, get_round
 
 JOURNAL_KIND = "round_close"
 MINIMUM_NOT_MET = "minimum_not_met"
@@ -300,7 +300,7 @@ def commit_close(
     close refuse with 409 when the commitments changed since that review.
     """
     actor.require(Role.ADMIN)
-    _gate_commitments()
+    gate_round(round_id, exclusive=True)
     found = _locked_round(round_id)
     _require_open(found, "closed")
     preview = _build_preview(found, with_names=False)
@@ -355,22 +355,6 @@ def _locked_round(round_id: int) -> Round:
     if found is None:
         raise NotFound("No such round.")
     return found
-
-
-def _gate_commitments() -> None:
-    """On PostgreSQL, stop new commitments from overtaking the close (until it commits).
-
-    Commitments share-lock the round row, and PostgreSQL lets a new share
-    locker overtake a transaction waiting for ``FOR UPDATE`` on the same row,
-    so while members keep committing a close could wait forever. The rounds
-    table in EXCLUSIVE mode is a queued (fair) lock: it waits for the
-    commitments in flight (their ROW SHARE), and the ones arriving later queue
-    behind it, then find the round closed. Reads go on; other rounds' state
-    changes wait for the close, which takes seconds at most. SQLite serialises
-    writers anyway.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("LOCK TABLE rounds IN EXCLUSIVE MODE"))
 
 
 def _check_fund_covers(amount: Decimal) -> None:

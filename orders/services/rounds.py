@@ -25,7 +25,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.orm import selectinload
 
 from buyersclub import mail
@@ -202,12 +202,36 @@ def rounds_for(actor: Actor, *, status: str | None = None, with_items: bool = Fa
     return statement.order_by(Round.deadline.desc(), Round.id.desc())
 
 
+# The namespace of the advisory locks that gate one round (the second key is its id).
+ROUND_GATE = 7261
+
+
+def gate_round(round_id: int, *, exclusive: bool) -> None:
+    """Queue for the round's gate until the transaction ends (PostgreSQL).
+
+    Commitments pass it shared, so they run side by side; a state change (a
+    close, a cancel, an extension…) passes it exclusive, so it waits for the
+    commitments in flight, and commitments that arrive after it queue behind it
+    and then find the round changed. Unlike row locks, PostgreSQL queues these
+    fairly: a stream of commitments cannot starve a close, and other rounds are
+    never held up. SQLite runs one writer at a time anyway.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    db.session.execute(text(f"SELECT {function}(:gate, :round_id)"),
+                       {"gate": ROUND_GATE, "round_id": round_id})
+
+
 def get_round(actor: Actor, round_id: int, *, lock: str | None = None) -> Round:
     """The round, or NotFound (a member asking for a draft gets NotFound too).
 
-    ``lock`` is ``"update"`` or ``"share"``: the row is locked until the
-    transaction ends (PostgreSQL; SQLite serialises writers anyway) and re-read.
+    ``lock`` is ``"update"`` or ``"share"``: the round's gate is passed
+    (exclusive or shared, see ``gate_round``), then the row is locked until the
+    transaction ends and re-read.
     """
+    if lock is not None:
+        gate_round(round_id, exclusive=lock != "share")
     statement = visible_to(actor, select(Round).where(Round.id == round_id))
     if lock is not None:
         statement = statement.with_for_update(read=lock == "share").execution_options(

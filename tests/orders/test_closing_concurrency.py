@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from buyersclub.actor import Actor
@@ -132,3 +133,38 @@ def test_nothing_is_lost_and_nothing_slips_in_while_a_round_closes(committing_db
     assert trial_balance().balanced
     # The close landed while every member was committing.
     assert len(accepted) == MEMBERS
+
+
+def test_a_round_being_closed_holds_up_nothing_of_another_round(committing_db):
+    """The gate is per round: a close in progress makes its own round's commitments wait, no other."""
+    admin = factories.UserFactory(roles=["admin"])
+    actor = Actor.for_user(admin)
+    member = factories.UserFactory(roles=["member"], organisation=factories.OrganisationFactory())
+    opened = []
+    for name in ("Closing now", "Still open"):
+        product = factories.ProductFactory()
+        found = rounds.create_round(actor, supplier_id=product.supplier_id, name=name,
+                                    deadline=datetime.now(UTC) + timedelta(days=1),
+                                    items=[{"product_id": product.id, "club_price": "40.00"}])
+        rounds.open_round(actor, found.id)
+        opened.append((found.id, product.id))
+    db.session.commit()
+    (closing_id, closing_product), (other_id, other_product) = opened
+
+    with db.engine.connect() as closer:
+        closer_transaction = closer.begin()
+        closer.execute(sa.text("SELECT pg_advisory_xact_lock(:gate, :id)"),
+                       {"gate": rounds.ROUND_GATE, "id": closing_id})
+        try:
+            # A commitment to the other round goes straight through…
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '2s'"))
+            commitments.set_commitment(Actor.for_user(member), other_id, other_product, quantity=24)
+            db.session.commit()
+            # …while one to the round being closed waits for the gate.
+            db.session.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+            with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+                commitments.set_commitment(Actor.for_user(member), closing_id, closing_product, quantity=24)
+            db.session.rollback()
+        finally:
+            closer_transaction.rollback()
+    assert db.session.scalars(select(Commitment.round_id)).all() == [other_id]
