@@ -81,3 +81,4 @@ test: ci-needs-postgres debian-packages $(INSTALLED)
 bench: $(INSTALLED)
 	$(BIN)/python scripts/bench_close.py
 	$(BIN)/python scripts/bench_subsidies.py
+	$(BIN)/python scripts/bench_subsidy_run.py
