@@ -19,10 +19,12 @@ PORT ?= 5000
 PYTEST_ARGS ?=
 FLASK := $(BIN)/flask --app buyersclub
 
-# WeasyPrint renders invoices and packing lists with Pango and HarfBuzz.
-DEBIAN_PACKAGES = libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
-# The browser tests drive Debian's chromium (Playwright cannot download one here).
-test: DEBIAN_PACKAGES += --optional chromium
+# WeasyPrint renders purchase orders, packing lists and invoices with Pango and HarfBuzz,
+# in fonts found through fontconfig (never downloaded).
+DEBIAN_PACKAGES = libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+# The PDF tests read PDFs back with poppler's pdftotext and pdftoppm; the browser
+# tests drive Debian's chromium (Playwright cannot download one here).
+test: DEBIAN_PACKAGES += poppler-utils --optional chromium
 
 .PHONY: help run test debian-packages ci-needs-postgres
 
