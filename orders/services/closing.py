@@ -345,9 +345,9 @@ def _locked_round(round_id: int) -> Round:
 
     ``FOR NO KEY UPDATE`` (what an UPDATE takes): it conflicts with the
     commitments' ``FOR SHARE`` just as ``FOR UPDATE`` would, but not with the
-    key-share lock each inserted allocation's foreign key check takes on the
-    round, which under ``FOR UPDATE`` doubled the cost of inserting 100,000
-    of them. (SQLite ignores both.)
+    key-share lock each product closing's foreign key check takes on the
+    round. (Allocations have no foreign key to the round since migration
+    0008: their product closing implies it.) SQLite ignores both.
     """
     found = db.session.scalar(
         select(Round).where(Round.id == round_id)
@@ -375,15 +375,21 @@ def _check_fund_covers(amount: Decimal) -> None:
 def _post_close(actor: Actor, found: Round, preview: RoundPreview,
                 chosen: Mapping[int, engine.Option | None], totals: Totals,
                 now: datetime) -> JournalEntry | None:
-    receivables: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    # Units per member counted per club price first (whole numbers), then priced once per
+    # member and price, not once per allocation line.
+    units_at: dict[Decimal, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     for each in preview.products:
         option = chosen[each.product_id]
         if option is None:
             continue
-        price = each.item.club_price
+        units = units_at[each.item.club_price]
         for line in option.allocation.members:
             if line.units:
-                receivables[line.member] += price * line.units
+                units[line.member] += line.units
+    receivables: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for price, members in units_at.items():
+        for member, count in members.items():
+            receivables[member] += price * count
     lines = [Line(chart.RECEIVABLES, amount, organisation_id=member)
              for member, amount in sorted(receivables.items()) if amount]
     lines += [
@@ -429,7 +435,7 @@ def _write_closings(actor: Actor, found: Round, preview: RoundPreview,
     return closings
 
 
-ALLOCATION_COLUMNS = ("round_id", "product_id", "organisation_id", "product_closing_id", "firm_units",
+ALLOCATION_COLUMNS = ("round_id", "product_id", "product_closing_id", "organisation_id", "firm_units",
                       "tolerance_units", "source", "created_at")
 
 
@@ -437,29 +443,36 @@ def _write_allocations(found: Round, preview: RoundPreview, chosen: Mapping[int,
                        closings: list[ProductClosing], now: datetime) -> int:
     """Insert the allocation rows in bulk: thousands of members, no per-row ORM objects.
 
-    On PostgreSQL through ``COPY`` on the session's own connection (same
-    transaction); elsewhere one executemany.
+    On PostgreSQL one ``COPY`` on the session's own connection (same
+    transaction), fed text lines built per product: the round, product,
+    closing, source and time are the same for every member of a product, so
+    each line only formats the member's three numbers. Elsewhere one
+    executemany.
     """
-    rows = [
-        (found.id, each.product_id, line.member, closing.id, line.firm_units, line.tolerance_units,
-         AllocationSource.CLOSE.value, now)
-        for each, closing in zip(preview.products, closings, strict=True)
-        if (option := chosen[each.product_id]) is not None
-        for line in option.allocation.members
-    ]
-    if not rows:
+    bought = [(each.product_id, closing.id, option.allocation.members)
+              for each, closing in zip(preview.products, closings, strict=True)
+              if (option := chosen[each.product_id]) is not None and option.allocation.members]
+    if not bought:
         return 0
     connection = db.session.connection()
-    if connection.dialect.name == "postgresql":
-        columns = ", ".join(ALLOCATION_COLUMNS)
-        cursor = connection.connection.driver_connection.cursor()
-        with cursor, cursor.copy(f"COPY {Allocation.__tablename__} ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-    else:
-        connection.execute(insert(Allocation.__table__),
-                           [dict(zip(ALLOCATION_COLUMNS, row, strict=True)) for row in rows])
-    return len(rows)
+    source = AllocationSource.CLOSE.value
+    if connection.dialect.name != "postgresql":
+        rows = [dict(zip(ALLOCATION_COLUMNS, (found.id, product_id, closing_id, line.member, line.firm_units,
+                                              line.tolerance_units, source, now), strict=True))
+                for product_id, closing_id, members in bought for line in members]
+        connection.execute(insert(Allocation.__table__), rows)
+        return len(rows)
+    columns = ", ".join(ALLOCATION_COLUMNS)
+    suffix = f"\t{source}\t{now.isoformat()}\n"
+    written = 0
+    cursor = connection.connection.driver_connection.cursor()
+    with cursor, cursor.copy(f"COPY {Allocation.__tablename__} ({columns}) FROM STDIN") as copy:
+        for product_id, closing_id, members in bought:
+            prefix = f"{found.id}\t{product_id}\t{closing_id}\t"
+            copy.write("".join([f"{prefix}{line.member}\t{line.firm_units}\t{line.tolerance_units}{suffix}"
+                                for line in members]))
+            written += len(members)
+    return written
 
 
 # --- After the close ---------------------------------------------------------------------
