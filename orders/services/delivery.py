@@ -38,6 +38,20 @@ The rules, where the SPEC leaves the choice to us:
   it arrived is *short-dated*: it goes first to members that accept
   short-dated stock, then to free stock, and only what is still left to
   other members. Each assignment is a ``LotShipment`` row: the recall record.
+* **Free stock given to members.** The fund's free units a member receives
+  (decided by an approved subsidy run, read through :mod:`orders.hooks`) are
+  handed out of the fund's packed rows by :func:`hand_over_free_stock`: the
+  fund's rows of the product, earliest expiry first, then by row id, become
+  new rows for the members, members in order of organisation id. The fund's
+  rows are reduced in place (deleted when emptied) -- ``LotShipment`` has no
+  room for a negative row -- and the audit event ``lots.free_stock_given``
+  keeps every row's units before and after. A run approved after receipt
+  hands over at approval; one approved before it, when receiving completes.
+  If fewer free units arrived than were given, the units that did arrive are
+  shared in proportion to what each member was given (largest remainder).
+  On a member's packing list, units beyond the member's allocation are the
+  free ones (the member's newest rows): they are listed on their own lines,
+  "supplied free by the club fund".
 * **Recall.** Which members received lot X is one query over the shipments.
 
 Every change is audited; all input is validated before anything is written.
@@ -60,9 +74,9 @@ from buyersclub.actor import Actor
 from buyersclub.audit.services import record, snapshot
 from buyersclub.db import db, utcnow
 from buyersclub.errors import Conflict, InvalidInput, NotFound
-from buyersclub.money import ZERO, round_money
+from buyersclub.money import ZERO, allocate_cents, round_money
 from buyersclub.organisations.models import Organisation
-from orders import engine
+from orders import engine, hooks
 from orders.models import (
     Allocation,
     AllocationSource,
@@ -79,6 +93,7 @@ from orders.models import (
 from orders.services.catalogue import clean_text
 from orders.services.rounds import get_round
 
+FREE_STOCK_NOTE = "supplied free by the club fund"
 # Stock expiring within this many days of the day it arrived is short-dated.
 SHORT_DATED_DAYS = 180
 MAX_LINES = 500
@@ -431,6 +446,9 @@ def _complete(actor: Actor, found: Round) -> list[ProductOutcome]:
     policy = engine.AllocationPolicy(found.allocation_policy.value)
     accepting = set(db.session.scalars(
         select(Organisation.id).where(Organisation.accepts_short_dated.is_(True))))
+    given_free: dict[int, dict[int, int]] = defaultdict(dict)  # free units given before receipt
+    for (organisation_id, product_id), units in hooks.free_units(found.id).items():
+        given_free[product_id][organisation_id] = units
     outcomes = []
     for item in sorted(found.items, key=lambda each: each.product_id):
         product_id = item.product_id
@@ -463,6 +481,8 @@ def _complete(actor: Actor, found: Round) -> list[ProductOutcome]:
             })
         needs = {org: a + b for org, (a, b) in sorted(after.items()) if a + b > 0}
         _pack(actor, found, product_id, lines, needs, free, accepting)
+        if given_free.get(product_id):
+            hand_over_free_stock(actor, found.id, product_id, given_free[product_id])
         outcomes.append(outcome)
     before = snapshot(found, ["status"])
     found.status = RoundStatus.RECEIVED
@@ -570,6 +590,57 @@ def _pack(actor: Actor, found: Round, product_id: int, lines: list[tuple[Receipt
         })
 
 
+def hand_over_free_stock(actor: Actor, round_id: int, product_id: int,
+                         given: Mapping[int, int]) -> dict[int, int]:
+    """Move free units of a product from the fund's packed rows to members; the units moved.
+
+    ``given``: organisation id -> free units. The fund's rows are taken
+    earliest expiry first (then by id), members in order of organisation id;
+    each member gets a new row per lot row it takes from. When the fund holds
+    fewer units than given, what it holds is shared in proportion to
+    ``given``. Audited with every fund row's units before and after.
+    """
+    wanted = {org: units for org, units in sorted(given.items()) if units > 0}
+    fund_rows = list(db.session.scalars(
+        select(LotShipment)
+        .where(LotShipment.round_id == round_id, LotShipment.product_id == product_id,
+               LotShipment.organisation_id.is_(None))
+        .order_by(LotShipment.expiry.is_(None), LotShipment.expiry, LotShipment.id)
+        .with_for_update()))
+    held = sum(row.units for row in fund_rows)
+    if not wanted or held == 0:
+        return {}
+    if sum(wanted.values()) > held:
+        wanted = {org: units for org, units in sorted(allocate_cents(held, wanted).items()) if units}
+    before = [{"id": row.id, "lot": row.lot, "expiry": row.expiry, "units": row.units} for row in fund_rows]
+    shipments: list[LotShipment] = []
+    for org, units in wanted.items():
+        for row in fund_rows:
+            if units == 0:
+                break
+            take = min(row.units, units)
+            if take == 0:
+                continue
+            row.units -= take
+            units -= take
+            shipments.append(LotShipment(round_id=round_id, product_id=product_id,
+                                         receipt_line_id=row.receipt_line_id, organisation_id=org,
+                                         lot=row.lot, expiry=row.expiry, units=take))
+    for row in fund_rows:
+        if row.units == 0:
+            db.session.delete(row)
+    db.session.add_all(shipments)
+    db.session.flush()
+    record(actor, "lots.free_stock_given", "round", round_id, before={"fund_shipments": before}, after={
+        "product_id": product_id,
+        "fund_shipments": [{"id": row.id, "units": row.units, "deleted": row.units == 0}
+                           for row in fund_rows],
+        "shipments": [{"id": s.id, "organisation_id": s.organisation_id, "lot": s.lot, "expiry": s.expiry,
+                       "units": s.units, "receipt_line_id": s.receipt_line_id} for s in shipments],
+    })
+    return dict(wanted)
+
+
 # --- Reading: the delivery page, packing lists, recall --------------------------------------------
 
 
@@ -665,6 +736,12 @@ class PackedLine:
     expiry: date | None
     units: int
     short_dated: bool
+    free: bool = False
+    """Supplied free by the club fund (not billed)."""
+
+    @property
+    def note(self) -> str:
+        return FREE_STOCK_NOTE if self.free else ""
 
 
 @dataclass(frozen=True)
@@ -678,6 +755,10 @@ class PackingList:
     def units(self) -> int:
         return sum(line.units for line in self.lines)
 
+    @property
+    def free_units(self) -> int:
+        return sum(line.units for line in self.lines if line.free)
+
 
 def packing_list(actor: Actor, round_id: int, organisation_id: int) -> PackingList:
     """What is packed for one member: products, lots, expiry dates. Staff see their own only."""
@@ -687,17 +768,39 @@ def packing_list(actor: Actor, round_id: int, organisation_id: int) -> PackingLi
         raise NotFound("No such organisation.")
     found = get_round(actor, round_id)
     rows = db.session.execute(
-        select(LotShipment.product_id, LotShipment.lot, LotShipment.expiry,
-               func.sum(LotShipment.units), func.min(Receipt.received_on))
+        select(LotShipment.product_id, LotShipment.lot, LotShipment.expiry, LotShipment.units,
+               Receipt.received_on)
         .join(ReceiptLine, LotShipment.receipt_line_id == ReceiptLine.id)
         .join(Receipt, ReceiptLine.receipt_id == Receipt.id)
         .where(LotShipment.round_id == found.id, LotShipment.organisation_id == organisation_id)
-        .group_by(LotShipment.product_id, LotShipment.lot, LotShipment.expiry)
+        .order_by(LotShipment.id)
     ).all()
+    allocated = dict(db.session.execute(
+        select(Allocation.product_id, func.sum(Allocation.firm_units + Allocation.tolerance_units))
+        .where(Allocation.round_id == found.id, Allocation.organisation_id == organisation_id,
+               Allocation.superseded_at.is_(None))
+        .group_by(Allocation.product_id)).all())
+    shipped: dict[int, int] = defaultdict(int)
+    for row in rows:
+        shipped[row.product_id] += row.units
+    given = hooks.free_units(found.id)
+    # Free units are those beyond the member's allocation, at most those given: its newest rows.
+    free_left = {pid: min(given.get((organisation_id, pid), 0), max(0, units - int(allocated.get(pid) or 0)))
+                 for pid, units in shipped.items()}
+    grouped: dict[tuple[int, str | None, date | None, bool], list[Any]] = {}
+    for pid, lot, expiry, units, received_on in reversed(rows):
+        free = min(units, free_left[pid])
+        free_left[pid] -= free
+        for is_free, count in ((True, free), (False, units - free)):
+            if count:
+                entry = grouped.setdefault((pid, lot, expiry, is_free), [0, received_on])
+                entry[0] += count
+                entry[1] = min(entry[1], received_on)
     products = {item.product_id: item.product for item in found.items}
-    lines = [PackedLine(products[pid], lot, expiry, int(units), is_short_dated(expiry, received_on))
-             for pid, lot, expiry, units, received_on in rows]
-    lines.sort(key=lambda line: (line.product.name, line.expiry or date.max, line.lot or ""))
+    lines = [PackedLine(products[pid], lot, expiry, units, is_short_dated(expiry, received_on), free)
+             for (pid, lot, expiry, free), (units, received_on) in grouped.items()]
+    lines.sort(key=lambda line: (line.product.name, line.product.id, line.free, line.expiry or date.max,
+                                 line.lot or ""))
     return PackingList(round=found, organisation=organisation, lines=lines,
                        packed=found.status in PACKED)
 
@@ -743,6 +846,7 @@ def lot_recipients(actor: Actor, lot: Any) -> list[Recipient]:
 
 
 __all__ = [
+    "FREE_STOCK_NOTE",
     "SHORT_DATED_DAYS",
     "DeliverySummary",
     "PackingList",
@@ -751,6 +855,7 @@ __all__ = [
     "Recipient",
     "complete_receiving",
     "delivery_summary",
+    "hand_over_free_stock",
     "is_short_dated",
     "lot_recipients",
     "mark_ordered",
