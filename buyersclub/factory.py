@@ -76,7 +76,8 @@ def _import_models() -> None:
     import invoices.models  # noqa: F401
     import orders.dashboard  # its dashboard panel registers itself
     import orders.models  # noqa: F401
-    import subsidies.models  # noqa: F401
+    import subsidies.models
+    import subsidies.services.free_stock  # noqa: F401  (registers its free units in orders.hooks)
 
 
 def _configure_logging(app: Flask) -> None:

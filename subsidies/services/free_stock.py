@@ -36,6 +36,18 @@ value is noted on the award but not posted.
 
 Packing lists and invoices show them at zero with the value noted ("supplied
 free by the club fund"): :func:`free_stock_for` gives the lines.
+
+Packing and recall
+------------------
+The units must also leave the fund's packed lots, so the packing lists and the
+recall name the members who hold them. If the round was already received when
+the run is approved, :func:`distribute` hands the units over at once with
+:func:`orders.services.delivery.hand_over_free_stock` (the fund's rows of the
+product, earliest expiry first, become rows for the members; audited). If it
+was not, this module's provider in :mod:`orders.hooks` tells the packing at
+receipt which members get free units, and the packing hands them over then.
+The provider is registered when this module is imported (the application
+factory imports it).
 """
 
 from __future__ import annotations
@@ -49,12 +61,16 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from buyersclub.accounts.models import User
+from buyersclub.actor import Actor
 from buyersclub.db import db
 from buyersclub.ledger import chart
 from buyersclub.ledger.services import Line
 from buyersclub.money import allocate_cents, from_cents, to_cents
+from orders import hooks
 from orders.models import LotShipment, Product, ProductClosing, Round, RoundStatus
-from subsidies.models import FreeStockAward
+from orders.services.delivery import hand_over_free_stock
+from subsidies.models import FreeStockAward, SubsidyRun
 
 FREE_NOTE = "supplied free by the club fund"
 # Once a round is received, what was packed for the fund is its free stock.
@@ -146,12 +162,15 @@ def split_units(units: int, weights: Mapping[int, Fraction]) -> dict[int, int]:
 
 
 def distribute(
-    round_id: int, run_id: int, stock: Iterable[StockLine], weights: Mapping[int, Fraction]
+    round_id: int, run_id: int, stock: Iterable[StockLine], weights: Mapping[int, Fraction],
+    actor: Actor | None = None,
 ) -> tuple[list[FreeStockAward], list[Line]]:
     """Write the ``FreeStockAward`` rows of an approved run; the ledger lines their cost needs.
 
     The caller posts the lines in the run's journal entry and sets the rows'
-    ``journal_entry_id``.
+    ``journal_entry_id``. A received round's units are handed out of the
+    fund's packed lots to the members now (audited as ``actor``, by default
+    the user who decided the run); otherwise packing does it at receipt.
     """
     awards: list[FreeStockAward] = []
     posted = 0
@@ -167,6 +186,14 @@ def distribute(
             )
         posted += line.posted_cents
     db.session.add_all(awards)
+    found = db.session.get(Round, round_id)
+    if awards and found is not None and found.status in PACKED:
+        by_product: dict[int, dict[int, int]] = defaultdict(dict)
+        for award in awards:
+            by_product[award.product_id][award.organisation_id] = award.units
+        who = actor or _deciding_actor(run_id)
+        for product_id, given in sorted(by_product.items()):
+            hand_over_free_stock(who, round_id, product_id, given)
     lines: list[Line] = []
     if posted:
         amount = from_cents(posted)
@@ -175,6 +202,23 @@ def distribute(
             Line(chart.FREE_STOCK, -amount, memo="Free stock given to members, at cost"),
         ]
     return awards, lines
+
+
+def _deciding_actor(run_id: int) -> Actor:
+    run = db.session.get(SubsidyRun, run_id)
+    user = db.session.get(User, run.decided_by_id) if run is not None and run.decided_by_id else None
+    return Actor.for_user(user) if user is not None else Actor.system("subsidy run approval")
+
+
+@hooks.register_free_units
+def awarded_units(round_id: int) -> list[tuple[int, int, int]]:
+    """The free units given from a round, (organisation id, product id, units): for packing."""
+    rows = db.session.execute(
+        select(FreeStockAward.organisation_id, FreeStockAward.product_id, func.sum(FreeStockAward.units))
+        .where(FreeStockAward.round_id == round_id)
+        .group_by(FreeStockAward.organisation_id, FreeStockAward.product_id)
+        .order_by(FreeStockAward.organisation_id, FreeStockAward.product_id))
+    return [(organisation_id, product_id, int(units)) for organisation_id, product_id, units in rows]
 
 
 # --- Reading -----------------------------------------------------------------------
