@@ -538,7 +538,7 @@ def approve_run(actor: Actor, run_id: int) -> Approval:
                        code="already_approved") from exc
 
     weights = {member["key"]: Fraction(member["weight"]) for member in run.inputs["members"]}
-    given, stock_lines = free_stock.distribute(run.round_id, run.id, stock, weights)
+    given, stock_lines = free_stock.distribute(run.round_id, run.id, stock, weights, actor=actor)
     lines += stock_lines
     entry_id = None
     if lines:
