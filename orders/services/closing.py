@@ -211,8 +211,8 @@ def _terms(item: RoundItem) -> engine.ProductTerms:
 def _commitments_by_product(found: Round) -> tuple[dict[int, list[engine.Commitment]], str]:
     """Every live commitment of the round as engine values, and a digest of them.
 
-    One query, read through the Core connection as plain tuples (no ORM
-    loading, no datetime conversion): for first come, first served the rows
+    One query, read through the driver as plain tuples (no ORM loading, no
+    row objects, no datetime conversion): for first come, first served the rows
     come in ``(first_committed_at, id)`` order and their position is the
     engine's ``placed_at``, which is the same order.
     """
@@ -225,13 +225,32 @@ def _commitments_by_product(found: Round) -> tuple[dict[int, list[engine.Commitm
         statement = statement.order_by(table.c.first_committed_at, table.c.id)
     else:
         statement = statement.order_by(table.c.product_id, table.c.organisation_id)
-    rows = db.session.connection().execute(statement).tuples().all()
+    rows = _driver_rows(statement)
     by_product: dict[int, list[engine.Commitment]] = defaultdict(list)
     for position, (product_id, organisation_id, quantity, tolerance) in enumerate(rows):
         by_product[product_id].append(engine.Commitment(
             member=organisation_id, quantity=quantity, tolerance=tolerance, placed_at=position))
     digest = hashlib.sha256(array("q", itertools.chain.from_iterable(rows)).tobytes()).hexdigest()[:16]
     return by_product, digest
+
+
+def _driver_rows(statement: Select) -> list[tuple[Any, ...]]:
+    """A Core select's rows as the driver's own tuples, on the session's connection.
+
+    For the 100,000 commitments of a large round: building SQLAlchemy rows for
+    plain integers took about as long as the query itself.
+    """
+    connection = db.session.connection()
+    compiled = statement.compile(dialect=connection.dialect)
+    params: Any = compiled.construct_params()
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup or ())
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        cursor.execute(compiled.string, params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _build_preview(found: Round, *, with_names: bool) -> RoundPreview:
