@@ -84,7 +84,7 @@ from enum import StrEnum
 from fractions import Fraction
 from functools import partial
 from itertools import compress, count, repeat
-from operator import attrgetter, eq, floordiv, gt, methodcaller, mod, mul, neg, not_, truediv
+from operator import attrgetter, eq, floordiv, gt, itemgetter, methodcaller, mod, mul, neg, not_, truediv
 from typing import Any, NamedTuple
 
 from buyersclub.money import format_money, from_cents, round_money
@@ -573,9 +573,8 @@ def _read_weights(ordered: list[Member], eligible: list[bool]) -> tuple[list[Exa
         numerators: list[int] = weights  # type: ignore[assignment]
         denominators = [1] * len(weights)
     else:
-        numerators, denominators = map(
-            list, zip(*[weight.as_integer_ratio() for weight in weights], strict=True)
-        )
+        ratios = [weight.as_integer_ratio() for weight in weights]
+        numerators, denominators = list(map(itemgetter(0), ratios)), list(map(itemgetter(1), ratios))
     if min(compress(numerators, eligible), default=1) <= 0:
         for member, numerator in zip(ordered, numerators, strict=True):
             if member.eligible and numerator <= 0:
@@ -680,7 +679,8 @@ def _level_segment(
     numerators = floors + caps
     denominators = products + products
     keys: list[Any] = list(map(Fraction if exact_keys else truediv, numerators, denominators))
-    order = sorted(range(2 * size), key=keys.__getitem__)
+    order = list(range(2 * size))
+    order.sort(key=keys.__getitem__)
     # What passing each breakpoint changes: the amount held at a floor or reached a cap ("fixed"),
     # and the sum of products still at the level.
     fixed_change = list(map(neg, floors)) + caps
