@@ -74,7 +74,6 @@ of the floor); ``level`` (λ · w · b rounded down) or ``level+leftover cent``;
 
 from __future__ import annotations
 
-import gc
 import math
 from collections import deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -396,17 +395,7 @@ def allocate_subsidies(
     not positive, a bill in a category without a policy, an override the money
     cannot cover...).
     """
-    # The engine builds tens of thousands of small tuples, dicts and ints, none of them in a
-    # reference cycle; the cyclic garbage collector would scan them over and over while they
-    # are built (about a fifth of the time for 10,000 members), so it waits until the end.
-    collecting = gc.isenabled()
-    if collecting:
-        gc.disable()
-    try:
-        return _allocate(members, funds, policy, overrides)
-    finally:
-        if collecting:
-            gc.enable()
+    return _allocate(members, funds, policy, overrides)
 
 
 def _allocate(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import gc
 import random
 import sys
 from decimal import Decimal
@@ -353,28 +352,6 @@ def test_an_override_of_an_empty_bill_adds_no_line_beside_members_set_apart():
     assert allocation.members["E"].lines["naloxone"].limit is Limit.NOT_ELIGIBLE
     assert allocation.members["E"].lines["naloxone"].cap == 40_000
     assert allocation.award("D", "naloxone") == 23_695
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_the_garbage_collector_is_left_as_it_was(enabled):
-    # The engine pauses the collector while it builds its result; it must restore it,
-    # also when it refuses the input.
-    was = gc.isenabled()
-    try:
-        if enabled:
-            gc.enable()
-        else:
-            gc.disable()
-        allocate_subsidies(example_members(), Funds(123_457), EXAMPLE_POLICY)
-        assert gc.isenabled() is enabled
-        with pytest.raises(AllocationError):
-            allocate_subsidies([*example_members(), Member("A", 1, {})], Funds(1), EXAMPLE_POLICY)
-        assert gc.isenabled() is enabled
-    finally:
-        if was:
-            gc.enable()
-        else:
-            gc.disable()
 
 
 # --------------------------------------------------------------------------- properties
