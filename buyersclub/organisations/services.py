@@ -35,6 +35,7 @@ from buyersclub.organisations.models import (
     OrganisationKind,
     PeopleReachedBand,
 )
+from buyersclub.validation import clean_text
 
 # Roles that may read every organisation; members read only their own.
 READERS_OF_ALL = (Role.ADMIN, Role.FINANCE)
@@ -69,22 +70,6 @@ PROFILE_FIELDS = (*TEXT_FIELDS, "country", *ENUM_FIELDS, *BOOL_FIELDS)
 ASSESSMENT_FIELDS = ("low_resource", "assessment_reason", "deprivation_decile", "assessed_at",
                      "assessed_by_id")
 COUNTRY = re.compile(r"[A-Z]{2}")
-
-
-def clean_text(value: Any, field: str, label: str, max_length: int, *, required: bool) -> str | None:
-    """Trimmed text; ``None`` for an empty optional value; InvalidInput naming the field."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"Enter {label} as text.", field=field)
-    value = value.strip()
-    if not value:
-        if required:
-            raise InvalidInput(f"Enter {label}.", field=field)
-        return None
-    if len(value) > max_length:
-        raise InvalidInput(f"Keep {label} to {max_length} characters or fewer.", field=field)
-    return value
 
 
 def _clean_enum(value: Any, field: str, enum_class: type[enum.Enum]) -> enum.Enum:

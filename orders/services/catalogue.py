@@ -24,6 +24,7 @@ from buyersclub.db import db
 from buyersclub.errors import Conflict, InvalidInput, NotFound
 from buyersclub.money import MoneyError, to_money
 from buyersclub.organisations.models import DocumentKind
+from buyersclub.validation import clean_text
 from orders.models import PriceBreak, Product, ProductCategory, ProductRestriction, Supplier
 
 COUNTRY = re.compile(r"[A-Z]{2}")
@@ -31,22 +32,6 @@ EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 # --- Small validators shared with rounds and commitments ---------------------
-
-
-def clean_text(value: Any, field: str, label: str, max_length: int, *, required: bool) -> str | None:
-    """Trimmed text, ``None`` for an empty optional value; InvalidInput naming the field."""
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise InvalidInput(f"Enter {label} as text.", field=field)
-    value = value.strip()
-    if not value:
-        if required:
-            raise InvalidInput(f"Enter {label}.", field=field)
-        return None
-    if len(value) > max_length:
-        raise InvalidInput(f"Keep {label} to {max_length} characters or fewer.", field=field)
-    return value
 
 
 def clean_whole_number(value: Any, field: str, label: str, *, minimum: int) -> int:

@@ -106,7 +106,7 @@ def clean_restriction(value: Any) -> str | None:
     return restriction
 
 
-def _clean_note(value: Any) -> str | None:
+def clean_note(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -162,7 +162,7 @@ def record_grant(
     amount = clean_amount(amount)
     received_on = clean_received_on(received_on)
     restricted_to = clean_restriction(restricted_to)
-    note = _clean_note(note)
+    note = clean_note(note)
 
     grant_id = _next_grant_id()
     entry = post_entry(

@@ -34,8 +34,8 @@ from buyersclub.organisations.models import (
 from subsidies.fund import CATEGORIES
 from subsidies.models import SubsidyPolicy
 from subsidies.policy import NeedWeight, need_weight
+from subsidies.services.grants import clean_note
 
-NOTE_LENGTH = 2000
 MAX_POINTS = Decimal("1000")
 POINT_PLACES = 4
 DECILES = tuple(str(decile) for decile in range(1, 11))
@@ -202,17 +202,6 @@ def _money_or_none(value: Any, field: str, what: str, *, positive: bool) -> Deci
     return amount
 
 
-def _clean_note(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput("The note must be text.", field="note")
-    note = value.strip()
-    if len(note) > NOTE_LENGTH:
-        raise InvalidInput(f"The note must be at most {NOTE_LENGTH} characters.", field="note")
-    return note or None
-
-
 # --- Saving a new version --------------------------------------------------------------
 
 
@@ -242,7 +231,7 @@ def new_policy_version(
         "floor_amount": _money_or_none(floor_amount, "floor_amount", "the floor", positive=False)
         or Decimal("0.00"),
         "member_cap": _money_or_none(member_cap, "member_cap", "the cap", positive=True),
-        "note": _clean_note(note),
+        "note": clean_note(note),
     }
     current = current_policy()
     if based_on is not None and based_on != current.version:
