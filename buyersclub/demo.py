@@ -31,7 +31,7 @@ from buyersclub.organisations.models import (
     OrganisationKind,
     PeopleReachedBand,
 )
-from orders.models import PriceBreak, Product, ProductCategory, ProductRestriction, Supplier
+from orders.models import PriceBreak, Product, ProductCategory, ProductRestriction, Round, Supplier
 
 DEMO_PASSWORD = "demo-club-password"
 ADMIN_EMAIL = "admin@example.org"
@@ -287,10 +287,47 @@ def load_demo(actor: Actor) -> Iterator[str]:
             created += 1
             yield f"Created the product {spec.name} ({spec.pack_size} per case)."
 
+    for line in _open_demo_round(actor, supplier):
+        created += 1
+        yield line
+
     if created:
         yield f"Demo data loaded: {created} records created."
     else:
         yield "Demo data is already loaded: nothing changed."
+
+
+DEMO_ROUND = "Winter naloxone"
+# The SPEC's worked example: who commits how many boxes (and tolerance) in the open round.
+DEMO_COMMITMENTS = (
+    ("Riverbend Syringe Services", 480, 0),
+    ("Keystone Harm Reduction", 300, 0),
+    ("Harbour Lights Outreach", 96, 24),
+    ("Prairie Mutual Aid Collective", 48, 0),
+)
+
+
+def _open_demo_round(actor: Actor, supplier: Supplier) -> Iterator[str]:
+    """An open round of nasal naloxone with the worked example's commitments, through the services."""
+    from orders.services import commitments, rounds
+
+    if db.session.scalar(select(func.count()).select_from(Round).where(Round.name == DEMO_ROUND)):
+        return
+    naloxone = db.session.scalar(
+        select(Product).where(Product.supplier_id == supplier.id, Product.sku == "NLX-NASAL-4MG"))
+    found = rounds.create_round(
+        actor, supplier_id=supplier.id, name=DEMO_ROUND,
+        deadline=utcnow().replace(microsecond=0) + timedelta(days=14),
+        items=[{"product_id": naloxone.id, "club_price": "40.00"}],
+    )
+    rounds.open_round(actor, found.id)
+    yield f"Opened the round {DEMO_ROUND}, closing in two weeks."
+    for name, quantity, tolerance in DEMO_COMMITMENTS:
+        organisation = db.session.scalar(select(Organisation).where(Organisation.name == name))
+        commitments.set_commitment(actor, found.id, naloxone.id, quantity=quantity, tolerance=tolerance,
+                                   organisation_id=organisation.id)
+        extra = f" (+{tolerance} tolerance)" if tolerance else ""
+        yield f"  {name} committed to {quantity} boxes{extra}."
 
 
 def _create_organisation(actor: Actor, spec: DemoOrganisation, admin: User) -> Organisation:

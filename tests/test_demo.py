@@ -117,3 +117,19 @@ def test_refused_in_production_unless_forced(app_ctx, session, monkeypatch):
 
     assert run_demo(app_ctx, "--force").exit_code == 0
     assert count(session, Organisation) > 0
+
+
+def test_the_demo_club_has_an_open_round_with_the_worked_example(app_ctx, session):
+    from buyersclub.actor import Actor
+    from orders.models import Round, RoundStatus
+    from orders.services.closing import preview_close
+
+    result = run_demo(app_ctx)
+    assert "Opened the round Winter naloxone" in result.output
+    found = session.scalars(select(Round).where(Round.name == demo.DEMO_ROUND)).one()
+    assert found.status == RoundStatus.OPEN and found.deadline > utcnow()
+    preview = preview_close(Actor.system("test"), found.id)
+    (naloxone,) = preview.products
+    assert (naloxone.closing.firm_total, naloxone.closing.tolerance_total) == (924, 24)
+    assert naloxone.closing.base.units == 936
+    assert naloxone.closing.recommended.units == 960
