@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from flask import request, url_for
+from flask import current_app, request, url_for
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from buyersclub.accounts.models import Role
@@ -492,7 +492,7 @@ def _progress_out(row: progress.ProductProgress) -> ProductProgressOut:
         next_break=None if step is None else NextBreakOut(
             unit_cost=step.unit_cost, min_units=step.min_units, more_units=step.more_units,
             cases=step.cases),
-        hint=row.hint(),
+        hint=row.hint(current_app.config["CLUB_CURRENCY"]),
         my_quantity=row.mine.quantity if row.mine else None,
         my_tolerance=row.mine.tolerance if row.mine else None,
     )

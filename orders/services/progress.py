@@ -23,6 +23,7 @@ from sqlalchemy.orm import selectinload
 
 from buyersclub.actor import Actor
 from buyersclub.db import db
+from buyersclub.money import format_money
 from orders.models import Commitment, Product, Round, RoundItem
 from orders.services.catalogue import Break, breaks_of
 from orders.services.rounds import get_round
@@ -77,14 +78,14 @@ class ProductProgress:
     def product(self):
         return self.item.product
 
-    def hint(self) -> str:
+    def hint(self, currency: str = "USD") -> str:
         if self.next_break is None:
             if self.reached is not None:
                 return "The best price break is reached."
             return ""
         step = self.next_break
         cases = "case" if step.cases == 1 else "cases"
-        return (f"{step.more_units} more reach {step.unit_cost:.2f} a unit "
+        return (f"{step.more_units} more reach {format_money(step.unit_cost, currency)} a unit "
                 f"({step.cases} {cases} of {self.pack_size}).")
 
 

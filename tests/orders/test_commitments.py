@@ -274,7 +274,7 @@ def test_the_read_model_shows_totals_the_break_reached_and_the_next(client, admi
     assert (row["firm"], row["tolerance"], row["cases"], row["units"]) == (924, 24, 39, 936)
     assert row["price_reached"] == "38.00"
     assert row["next_break"] == {"unit_cost": "31.00", "min_units": 960, "more_units": 13, "cases": 40}
-    assert row["hint"].startswith("13 more reach 31.00")
+    assert row["hint"].startswith("13 more reach $31.00")
 
 
 def test_the_read_model_counts_whole_cases_without_tolerance(client, admin, member, auth, session, naloxone):

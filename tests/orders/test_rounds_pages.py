@@ -45,7 +45,7 @@ def test_a_member_commits_from_the_round_page_and_sees_the_history(client, admin
     assert "200 firm, plus 10 tolerance" in page
     # 200 = 8 cases + 8 (8 + 10 tolerance do not fill a case): 192 at 45.00. At 230 firm, 9 cases + 14
     # and the tolerance fills the tenth: 240 units reach 38.00.
-    assert "30 more reach 38.00 a unit (10 cases of 24)" in page
+    assert "30 more reach $38.00 a unit (10 cases of 24)" in page
     client.post(f"/rounds/{found.id}/commitments/{product.id}", data={f"{field}-quantity": "0"})
     history = client.get("/my/commitments").get_data(as_text=True)
     assert "(withdrawn)" in history
