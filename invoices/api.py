@@ -222,7 +222,13 @@ def list_invoices(actor: Actor):
     statement = queries.invoices_for(
         actor, status=request.args.get("status") or None, round_id=_int_arg("round_id"),
         organisation_id=_int_arg("organisation_id"), overdue=_flag_arg("overdue"))
-    return paginate(statement, invoice_out)
+    return paginate(statement, serialise_page=invoices_out)
+
+
+def invoices_out(invoices: list[Invoice]) -> list[InvoiceOut]:
+    """A page of invoices with their settlements read in bulk, not per invoice."""
+    found = payments.settlements(invoices)
+    return [invoice_out(invoice, found[invoice.id]) for invoice in invoices]
 
 
 @bp.endpoint(INVOICE, "GET", summary="One invoice with its lines, payments and credit notes",

@@ -310,16 +310,26 @@ def _positive_int(name: str, default: int) -> int:
     return value
 
 
-def paginate(statement: Select, serialise: Callable[[Any], Any]) -> dict[str, Any]:
-    """Run ``statement`` for the page the query string asks for."""
+def paginate(
+    statement: Select,
+    serialise: Callable[[Any], Any] | None = None,
+    *,
+    serialise_page: Callable[[list[Any]], list[Any]] | None = None,
+) -> dict[str, Any]:
+    """Run ``statement`` for the page the query string asks for.
+
+    ``serialise`` turns one item into data; ``serialise_page`` turns the whole
+    page at once, for items whose data needs a bulk query (not one per item).
+    """
     page = _positive_int("page", 1)
     per_page = _positive_int("per_page", DEFAULT_PER_PAGE)
     if per_page > MAX_PER_PAGE:
         raise InvalidInput(f"per_page must be at most {MAX_PER_PAGE}.", field="per_page")
     total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
     items = db.session.scalars(statement.limit(per_page).offset((page - 1) * per_page)).all()
+    serialised = serialise_page(list(items)) if serialise_page else [serialise(item) for item in items]
     return {
-        "items": [_jsonable(serialise(item)) for item in items],
+        "items": [_jsonable(item) for item in serialised],
         "page": page,
         "pages": max(1, math.ceil(total / per_page)),
         "total": total,

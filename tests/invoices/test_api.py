@@ -182,3 +182,12 @@ def test_the_command_issues_with_a_progress_line_per_invoice(committing_db):
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Invoice)) == 2
     assert Decimal("960.00") == db.session.scalar(select(Invoice.total).where(Invoice.number.like("%00001")))
+
+
+def test_the_invoice_list_reads_balances_in_bulk(api, count_queries):
+    issue(api)
+    with count_queries() as one:
+        assert len(api.client.get("/api/v1/invoices?per_page=1", headers=api.fin).get_json()["items"]) == 1
+    with count_queries() as four:
+        assert len(api.client.get("/api/v1/invoices?per_page=4", headers=api.fin).get_json()["items"]) == 4
+    assert four.count == one.count
