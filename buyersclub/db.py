@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import BigInteger, DateTime, MetaData, cast, event, func
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import TypeDecorator
@@ -84,6 +84,16 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 def _sqlite_begin(connection):
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN")
+
+
+def sql_cents(amount):
+    """A money column as whole cents in SQL, so sums are exact even where NUMERIC is a float (SQLite)."""
+    return cast(func.round(amount * 100), BigInteger)
+
+
+def sql_cents_sum(amount):
+    """The sum of a money column in whole cents (0 when there are no rows)."""
+    return func.coalesce(func.sum(sql_cents(amount)), 0)
 
 
 def after_commit(callback) -> None:

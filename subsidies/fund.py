@@ -16,14 +16,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from sqlalchemy import func, select
-
-from buyersclub.db import db
 from buyersclub.errors import RuleRefused
 from buyersclub.ledger.chart import FUND_RESTRICTED, FUND_UNRESTRICTED
-from buyersclub.ledger.models import LedgerAccount, Posting
-from buyersclub.ledger.services import lock_fund_accounts
-from buyersclub.money import ZERO, format_money, from_cents
+from buyersclub.ledger.services import account_balances, lock_fund_accounts
+from buyersclub.money import ZERO, format_money
 
 # Restriction -> account code; None is unrestricted money.
 FUND_ACCOUNTS: dict[str | None, str] = {None: FUND_UNRESTRICTED, **FUND_RESTRICTED}
@@ -50,17 +46,10 @@ def lock_fund() -> None:
 
 
 def balances() -> dict[str | None, Decimal]:
-    """Money available by restriction (None: unrestricted), from one query over postings."""
-    codes = {code: restriction for restriction, code in FUND_ACCOUNTS.items()}
-    cents = func.sum(func.round(Posting.amount * 100))
-    rows = db.session.execute(
-        select(LedgerAccount.code, cents)
-        .join(Posting, Posting.account_id == LedgerAccount.id)
-        .where(LedgerAccount.code.in_(codes))
-        .group_by(LedgerAccount.code)
-    ).all()
-    found = {codes[code]: -from_cents(int(total or 0)) for code, total in rows}
-    return {restriction: found.get(restriction, ZERO) for restriction in FUND_ACCOUNTS}
+    """Money available by restriction (None: unrestricted): the fund accounts' credit balances."""
+    held = account_balances(FUND_ACCOUNTS.values())
+    # ZERO - x, not -x: a fund without money reads 0.00, never -0.00.
+    return {restriction: ZERO - held[code] for restriction, code in FUND_ACCOUNTS.items()}
 
 
 def available(restriction: str | None) -> Decimal:

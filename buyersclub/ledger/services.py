@@ -25,14 +25,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, case, cast, event, func, select
+from sqlalchemy import and_, case, event, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
 from buyersclub.audit.services import record
-from buyersclub.db import db, utcnow
+from buyersclub.db import db, sql_cents, sql_cents_sum, utcnow
 from buyersclub.errors import Conflict, InvalidInput, NotFound
 from buyersclub.ledger import chart
 from buyersclub.ledger.models import AccountType, JournalEntry, LedgerAccount, Posting
@@ -338,13 +338,8 @@ if not event.contains(Session, "do_orm_execute", _refuse_bulk_changes):
 # --- Balances --------------------------------------------------------------------
 
 
-def _cents(amount: ColumnElement) -> ColumnElement:
-    """An amount as whole cents, so sums are exact even where NUMERIC is a float."""
-    return cast(func.round(amount * 100), BigInteger)
-
-
-def _cents_sum(amount: ColumnElement) -> ColumnElement:
-    return func.coalesce(func.sum(_cents(amount)), 0)
+_cents = sql_cents
+_cents_sum = sql_cents_sum
 
 
 def _account(code: str) -> LedgerAccount:
@@ -371,6 +366,19 @@ def account_balance(
     if organisation_id is not None:
         statement = statement.where(Posting.organisation_id == organisation_id)
     return from_cents(int(db.session.scalar(_dated(statement, as_of))))
+
+
+def account_balances(codes: Iterable[str]) -> dict[str, Decimal]:
+    """Several accounts' balances (debit positive) from one query; 0.00 for an account without postings."""
+    codes = list(codes)
+    rows = db.session.execute(
+        select(LedgerAccount.code, _cents_sum(Posting.amount))
+        .join(Posting, Posting.account_id == LedgerAccount.id)
+        .where(LedgerAccount.code.in_(codes))
+        .group_by(LedgerAccount.code)
+    ).all()
+    found = {code: from_cents(int(cents)) for code, cents in rows}
+    return {code: found.get(code, from_cents(0)) for code in codes}
 
 
 def organisation_balances(code: str, as_of: date | None = None) -> dict[int | None, Decimal]:

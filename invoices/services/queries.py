@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Select, case, cast, func, select
+from sqlalchemy import Select, case, func, select
 
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
-from buyersclub.db import utcnow
+from buyersclub.db import sql_cents, utcnow
 from buyersclub.errors import InvalidInput, NotFound
 from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, Refund
 from invoices.services.payments import Status
@@ -22,8 +22,7 @@ from invoices.services.payments import Status
 STATUSES = (Status.OPEN, Status.PARTLY_PAID, Status.PAID, Status.OVERDUE, Status.VOID)
 
 
-def _cents(amount):
-    return cast(func.round(amount * 100), BigInteger)
+_cents = sql_cents
 
 
 def balance_due_cents():

@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
 from buyersclub.audit.services import record
-from buyersclub.db import db, utcnow
+from buyersclub.db import db, sql_cents_sum, utcnow
 from buyersclub.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from buyersclub.ledger import chart
 from buyersclub.ledger.services import Line, post_entry
@@ -690,7 +690,7 @@ def awards_report(actor: Actor, round_id: int) -> AwardsReport:
     if run is not None:
         rows = db.session.execute(
             select(Award.category, Organisation.budget_band, func.count(Award.id),
-                   func.sum(func.round(Award.bill * 100)), func.sum(func.round(Award.amount * 100)))
+                   sql_cents_sum(Award.bill), sql_cents_sum(Award.amount))
             .join(Organisation, Organisation.id == Award.organisation_id)
             .where(Award.run_id == run.id, Award.amount > 0)
             .group_by(Award.category, Organisation.budget_band)

@@ -90,3 +90,7 @@ def test_tests_that_commit_leave_the_seeded_policy_in_place(committing_db):
     assert versions == [1]
     db.session.add(SubsidyPolicy(version=3, weights={}, max_share={}, priority=[]))
     db.session.commit()  # the id sequence continues after the restored row
+
+
+def test_an_empty_fund_reads_zero_not_minus_zero(session):
+    assert all(str(amount) == "0.00" for amount in fund.balances().values())
