@@ -36,6 +36,12 @@ def _flag(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _lines(raw: str) -> str | None:
+    """A multi-line text from one variable: a literal ``\\n`` starts a new line."""
+    text = "\n".join(line.strip() for line in raw.replace("\\n", "\n").splitlines()).strip()
+    return text or None
+
+
 def _tax_rates(raw: str) -> dict[str, Decimal]:
     """``US-MA=0.0625,US=0`` -> {"US-MA": Decimal("0.0625"), "US": Decimal("0")}."""
     rates: dict[str, Decimal] = {}
@@ -146,6 +152,19 @@ def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
         "INVOICE_NET_DAYS": _whole_number(env, "BUYERSCLUB_INVOICE_NET_DAYS", 30),
         "INVOICE_PREFIX": _prefix(env, "BUYERSCLUB_INVOICE_PREFIX", "INV"),
         "CREDIT_NOTE_PREFIX": _prefix(env, "BUYERSCLUB_CREDIT_NOTE_PREFIX", "CN"),
+        # Printed on invoices and statements: the club's postal address and how to pay by
+        # bank transfer ("\n" in the variable starts a new line).
+        "CLUB_ADDRESS": _lines(env.get("BUYERSCLUB_CLUB_ADDRESS", "")),
+        "CLUB_BANK_DETAILS": _lines(env.get("BUYERSCLUB_BANK_DETAILS", "")),
+        # Card payments through Stripe Checkout; without a secret key the pay button is hidden.
+        "STRIPE_SECRET_KEY": env.get("BUYERSCLUB_STRIPE_SECRET_KEY", "").strip() or None,
+        "STRIPE_WEBHOOK_SECRET": env.get("BUYERSCLUB_STRIPE_WEBHOOK_SECRET", "").strip() or None,
+        # Another Stripe-compatible API (e.g. a local test server); empty: Stripe's own.
+        "STRIPE_API_BASE": env.get("BUYERSCLUB_STRIPE_API_BASE", "").rstrip("/") or None,
+        # Overdue notices: at most one per invoice every this many days.
+        "REMINDER_INTERVAL_DAYS": _whole_number(env, "BUYERSCLUB_REMINDER_INTERVAL_DAYS", 7),
+        # Processes rendering a round's invoice PDFs.
+        "PDF_WORKERS": _whole_number(env, "BUYERSCLUB_PDF_WORKERS", 2),
         "MAIL_BACKEND": env.get("BUYERSCLUB_MAIL_BACKEND", "console"),
         "MAIL_FROM": env.get("BUYERSCLUB_MAIL_FROM", "club@localhost"),
         "MAIL_FILE_DIR": env.get("BUYERSCLUB_MAIL_FILE_DIR", str(Path(instance_path) / "mail")),
