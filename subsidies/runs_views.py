@@ -209,7 +209,7 @@ def _render_round(round_id: int, *, run_id: int | None = None, form: OverrideFor
         "subsidies/runs/round.html", round=found, runs=all_runs, run=run, rows=rows, page=page, pages=pages,
         override_form=_override_form(run, form) if run is not None and run.status == RunStatus.PREVIEW
         else None,
-        start_form=StartRunForm(), decide_form=DecideForm(), can_start=found.status in runs.AFTER_CLOSE
+        start_form=StartRunForm(), decide_form=DecideForm(), can_start=found.status in runs.ALLOCATABLE
         and not any(each.status == RunStatus.APPROVED for each in all_runs),
         overrides=overrides, override_names=override_names, planned=planned, error=error,
         limit_label=limit_label, from_cents=from_cents,

@@ -58,6 +58,7 @@ from invoices.services.immutability import allow_change
 from invoices.services.issuing import GOODS_NET, get_invoice, invoice_summary
 from invoices.services.numbering import next_number
 from invoices.services.payments import _amount, _reason, balance_due
+from invoices.services.round_billing import refresh_round_status
 
 CREDIT_NOTE_KIND = "credit_note"
 VOID_KIND = "invoice_void"
@@ -151,6 +152,7 @@ def issue_credit_note(
     db.session.flush()
     record(actor, "invoice.credited", "credit_note", note.id, organisation_id=member,
            after={**snapshot(note), "invoice_number": invoice.number})
+    refresh_round_status(actor, invoice.round_id)
     return note
 
 
@@ -234,4 +236,5 @@ def void_invoice(actor: Actor, invoice_id: int, reason: str) -> Invoice:
     record(actor, "invoice.voided", "invoice", invoice.id, organisation_id=member, before=before,
            after={**snapshot(invoice, ["status", "voided_at", "void_reason"]),
                   "summary": invoice_summary(invoice)})
+    refresh_round_status(actor, invoice.round_id)
     return invoice

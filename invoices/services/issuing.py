@@ -87,13 +87,13 @@ from invoices.models import Invoice, InvoiceLine, InvoiceStatus, LineKind, Serie
 from invoices.services.immutability import allow_change
 from invoices.services.numbering import next_number
 from orders.models import Allocation, Product, Round, RoundItem, RoundStatus
-from orders.services.rounds import get_round
+from orders.services.rounds import get_round, set_billing_status
 from subsidies.models import Award, FreeStockAward, RunStatus, SubsidyRun
 
 JOURNAL_KIND = "invoice"
 CLOSE_KIND = "round_close"
-INVOICEABLE = (RoundStatus.CLOSED, RoundStatus.ORDERED, RoundStatus.RECEIVED, RoundStatus.INVOICED,
-               RoundStatus.SETTLED)
+# Invoices follow what was delivered: a shortfall re-allocates before anything is invoiced.
+INVOICEABLE = (RoundStatus.RECEIVED, RoundStatus.INVOICED, RoundStatus.SETTLED)
 FREE_NOTE = "supplied free by the club fund"
 # The lines whose sum the close and the subsidy run already hold in the receivable.
 GOODS_NET = (LineKind.GOODS, LineKind.FREE_GOODS, LineKind.SUBSIDY_CREDIT)
@@ -309,8 +309,8 @@ def member_credit(organisation_id: int) -> Decimal:
 
 def _require_invoiceable(found: Round, run: SubsidyRun | None, without_subsidy_run: bool) -> None:
     if found.status not in INVOICEABLE:
-        raise Conflict(f"This round is {found.status.value}: invoices are issued once it has closed.",
-                       code="wrong_state")
+        raise Conflict(f"This round is {found.status.value}: invoices are issued once its delivery is "
+                       "received, so that they bill what members actually get.", code="wrong_state")
     if run is None and not without_subsidy_run:
         raise Conflict(
             "This round's subsidy run is not approved yet: invoices are issued after it, so they carry "
@@ -358,6 +358,7 @@ def issue_round_invoices(
         issued.append(invoice)
         if on_issued is not None:
             on_issued(invoice)
+    set_billing_status(actor, found, RoundStatus.INVOICED, because=f"{len(issued)} invoice(s) issued")
     return issued
 
 

@@ -257,6 +257,26 @@ def _require_status(found: Round, *allowed: RoundStatus, doing: str) -> None:
         raise Conflict(f"This round is {found.status.value}: it cannot be {doing} now.", code="wrong_state")
 
 
+# After the delivery, the invoices move the round on: received -> invoiced -> settled, and back
+# when a void or a refund reopens what was settled.
+BILLING_STATES = (RoundStatus.RECEIVED, RoundStatus.INVOICED, RoundStatus.SETTLED)
+
+
+def set_billing_status(actor: Actor, found: Round, status: RoundStatus, *, because: str) -> bool:
+    """Move a delivered round between received, invoiced and settled; True when it changed."""
+    if status not in BILLING_STATES or found.status not in BILLING_STATES:
+        raise Conflict(f"This round is {found.status.value}: it cannot become {status.value}.",
+                       code="wrong_state")
+    if found.status == status:
+        return False
+    before = snapshot(found, ["status"])
+    found.status = status
+    db.session.flush()
+    record(actor, f"round.{status.value}", "round", found.id, before=before,
+           after={"status": status, "because": because})
+    return True
+
+
 # --- Building a draft ------------------------------------------------------------------
 
 

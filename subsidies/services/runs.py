@@ -74,8 +74,10 @@ from subsidies.services import free_stock
 from subsidies.services.policies import current_policy, organisation_weight
 
 ADMIN = (Role.ADMIN,)
-AFTER_CLOSE = (RoundStatus.CLOSED, RoundStatus.ORDERED, RoundStatus.RECEIVED, RoundStatus.INVOICED,
-               RoundStatus.SETTLED)
+# Awards are credits on the invoices: once those are issued, a run approved later would move
+# members' receivables away from what their invoices say.
+ALLOCATABLE = (RoundStatus.CLOSED, RoundStatus.ORDERED, RoundStatus.RECEIVED)
+INVOICED = (RoundStatus.INVOICED, RoundStatus.SETTLED)
 ENTRY_KIND = "subsidy_award"
 SNAPSHOT_VERSION = 1
 REASON_LENGTH = 500
@@ -335,13 +337,20 @@ def _summary(run: SubsidyRun, allocation: EngineAllocation) -> dict[str, Any]:
 # --- Start a preview ---------------------------------------------------------------------
 
 
+def _require_allocatable(found: Round) -> None:
+    if found.status in INVOICED:
+        raise Conflict(f"The round is {found.status.value}: its invoices were issued without subsidy "
+                       "credits. Void them first to allocate the fund for this round.", code="round_invoiced")
+    if found.status not in ALLOCATABLE:
+        raise Conflict(f"The round is {found.status.value}: the fund is allocated once a round has closed.",
+                       code="round_not_closed")
+
+
 def start_run(actor: Actor, round_id: int) -> SubsidyRun:
     """A new preview run for a closed (or later) round."""
     actor.require(*ADMIN)
     found = get_round(actor, round_id)
-    if found.status not in AFTER_CLOSE:
-        raise Conflict(f"The round is {found.status.value}: the fund is allocated once a round has closed.",
-                       code="round_not_closed")
+    _require_allocatable(found)
     if approved_run(round_id) is not None:
         raise Conflict("This round's subsidy allocation was already approved.", code="already_approved")
     policy = current_policy()
@@ -511,6 +520,8 @@ def approve_run(actor: Actor, run_id: int) -> Approval:
     run = get_run(actor, run_id, lock=True)
     _require_preview(run, "approved")
     fund.lock_fund()
+    # Locked as issuing invoices locks it: a run is approved before the invoices or not at all.
+    _require_allocatable(get_round(actor, run.round_id, lock="update"))
     other = approved_run(run.round_id)
     if other is not None and other.id != run.id:
         raise Conflict(f"Run #{other.id} was already approved for this round.", code="already_approved")

@@ -14,7 +14,8 @@ from buyersclub.db import db
 from buyersclub.ledger import chart
 from buyersclub.ledger.models import JournalEntry, LedgerAccount, Posting
 from buyersclub.money import ZERO
-from orders.services import closing, commitments, rounds
+from orders.models import ProductClosing
+from orders.services import closing, commitments, delivery, rounds
 from subsidies.services import runs
 from tests import factories
 
@@ -48,6 +49,23 @@ def entries_of_kind(kind: str) -> list[JournalEntry]:
     return list(db.session.scalars(select(JournalEntry).where(JournalEntry.kind == kind)))
 
 
+def receive_in_full(actor, found, product, units: int) -> None:
+    """The supplier delivers everything bought: invoices follow the delivery (SPEC lifecycle)."""
+    today = datetime.now(UTC).date()
+    delivery.mark_ordered(actor, found.id)
+    delivery.record_receipt(actor, found.id, received_on=today.isoformat(), lines=[
+        {"product_id": product.id, "quantity": units, "lot": "NX-1",
+         "expiry": (today + timedelta(days=700)).isoformat()}])
+
+
+def close_and_receive(actor, found, product) -> None:
+    """Close a one-product round with its default options and receive all it bought."""
+    closing.commit_close(actor, found.id)
+    bought = db.session.scalar(select(ProductClosing.units).where(ProductClosing.round_id == found.id,
+                                                                 ProductClosing.product_id == product.id))
+    receive_in_full(actor, found, product, bought)
+
+
 @pytest.fixture
 def naloxone(session):
     supplier = factories.SupplierFactory(name="Remedy Wholesale")
@@ -56,8 +74,8 @@ def naloxone(session):
 
 @pytest.fixture
 def example(session, admin, finance, naloxone):
-    """SPEC worked example: A 480, B 300, C 96 (+24), D 48; closed with the jump to 960 boxes;
-    C and D assessed low-resource; shipping $250.00; the subsidy run approved."""
+    """SPEC worked example: A 480, B 300, C 96 (+24), D 48; closed with the jump to 960 boxes,
+    all delivered; C and D assessed low-resource; shipping $250.00."""
     found = open_round(admin, naloxone, shipping="250.00")
     members = {
         "A": member("Programme Alder"),
@@ -71,6 +89,7 @@ def example(session, admin, finance, naloxone):
                                    tolerance=tolerance)
     admin_actor = Actor.for_user(admin)
     closing.commit_close(admin_actor, found.id, {naloxone.id: 960})
+    receive_in_full(admin_actor, found, naloxone, 960)
     return SimpleNamespace(round=found, product=naloxone, members=members, admin=admin_actor,
                            finance=Actor.for_user(finance))
 

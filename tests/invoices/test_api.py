@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from buyersclub.db import db, utcnow
 from invoices.models import Invoice, Payment
-from orders.models import RoundStatus
+from orders.models import Round, RoundStatus
 from tests import factories
 
 YEAR = utcnow().year
@@ -161,7 +161,7 @@ def test_payment_credit_note_and_void_through_the_api(api):
 def test_the_command_issues_with_a_progress_line_per_invoice(committing_db):
     app = committing_db
     now = datetime.now(UTC)
-    found = factories.RoundFactory(status=RoundStatus.CLOSED, opened_at=now, closed_at=now)
+    found = factories.RoundFactory(status=RoundStatus.RECEIVED, opened_at=now, closed_at=now)
     item = factories.RoundItemFactory(round=found)
     closing = factories.ProductClosingFactory(round_item=item, units=48)
     for name in ("Alder", "Birch"):
@@ -181,6 +181,7 @@ def test_the_command_issues_with_a_progress_line_per_invoice(committing_db):
     assert "No invoices to issue" in again.output
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Invoice)) == 2
+    assert db.session.get(Round, round_id).status == RoundStatus.INVOICED
     assert Decimal("960.00") == db.session.scalar(select(Invoice.total).where(Invoice.number.like("%00001")))
 
 

@@ -258,15 +258,15 @@ def test_void_keeps_the_number_and_the_replacement_bills_the_member_again(sessio
 
 def test_void_gives_back_the_account_credit_it_used(session, admin, naloxone, invoiced):
     from buyersclub.actor import Actor
-    from orders.services import closing, commitments
-    from tests.invoices.conftest import open_round
+    from orders.services import commitments
+    from tests.invoices.conftest import close_and_receive, open_round
 
     d = invoiced.members["D"]
     payments.record_payment(invoiced.finance, invoiced.invoices["D"].id, "cheque", "X", TODAY, "100.00")
     credit = issuing.member_credit(d.id)
     later = open_round(admin, naloxone, name="Naloxone, autumn")
     commitments.set_commitment(Actor.for_user(d.staff[0]), later.id, naloxone.id, quantity=24)
-    closing.commit_close(Actor.for_user(admin), later.id)
+    close_and_receive(Actor.for_user(admin), later, naloxone)
     [second] = issuing.issue_round_invoices(invoiced.finance, later.id, without_subsidy_run=True)
     assert issuing.member_credit(d.id) == D("0.00")
     credit_notes.void_invoice(invoiced.finance, second.id, "Wrong round")

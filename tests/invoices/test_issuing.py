@@ -20,7 +20,7 @@ from orders.models import Allocation, ProductClosing
 from orders.services import closing, commitments
 from subsidies.models import Award, FreeStockAward
 from tests import factories
-from tests.invoices.conftest import member, open_round, receivable_movements
+from tests.invoices.conftest import close_and_receive, member, open_round, receivable_movements
 
 D = Decimal
 YEAR = utcnow().year
@@ -136,9 +136,12 @@ def test_running_again_issues_only_the_missing_invoices(session, approved):
     assert lines_of(first[0], LineKind.SHIPPING)[0].amount == D("128.20")
 
 
-def test_an_open_round_is_not_invoiced_and_members_cannot_issue(session, admin, naloxone, member):
+def test_a_round_is_invoiced_only_once_received_and_members_cannot_issue(session, admin, naloxone, member):
     found = open_round(admin, naloxone)
-    with pytest.raises(Conflict, match="once it has closed"):
+    with pytest.raises(Conflict, match="once its delivery is received"):
+        issuing.issue_round_invoices(Actor.system("test"), found.id, without_subsidy_run=True)
+    closing.commit_close(Actor.for_user(admin), found.id)
+    with pytest.raises(Conflict, match="once its delivery is received"):
         issuing.issue_round_invoices(Actor.system("test"), found.id, without_subsidy_run=True)
     with pytest.raises(PermissionDenied):
         issuing.issue_round_invoices(Actor.for_user(member), found.id, without_subsidy_run=True)
@@ -165,7 +168,7 @@ def test_account_credit_is_applied_to_the_next_invoice(session, admin, finance, 
 
     later = open_round(admin, naloxone, name="Naloxone, autumn")
     commitments.set_commitment(Actor.for_user(ex.members["D"].staff[0]), later.id, naloxone.id, quantity=24)
-    closing.commit_close(Actor.for_user(admin), later.id)
+    close_and_receive(Actor.for_user(admin), later, naloxone)
     [next_invoice] = issuing.issue_round_invoices(ex.finance, later.id, without_subsidy_run=True)
 
     [credit] = lines_of(next_invoice, LineKind.ACCOUNT_CREDIT)
@@ -184,7 +187,7 @@ def test_account_credit_is_applied_only_up_to_the_total(session, admin, naloxone
 
     later = open_round(admin, naloxone, name="Naloxone, autumn")
     commitments.set_commitment(Actor.for_user(ex.members["D"].staff[0]), later.id, naloxone.id, quantity=24)
-    closing.commit_close(Actor.for_user(admin), later.id)
+    close_and_receive(Actor.for_user(admin), later, naloxone)
     [next_invoice] = issuing.issue_round_invoices(ex.finance, later.id, without_subsidy_run=True)
 
     assert lines_of(next_invoice, LineKind.ACCOUNT_CREDIT)[0].amount == D("-960.00")

@@ -1,0 +1,37 @@
+"""Where a delivered round stands with its invoices: received, invoiced or settled.
+
+Issuing moves a received round to invoiced. Every change to what its invoices
+ask for -- a payment, a credit note, a refund, a void -- calls
+:func:`refresh_round_status`, which settles the round once none of its live
+invoices has anything left to pay, and reopens it (invoiced) when a refund or a
+replacement invoice asks for money again. A round whose invoices were all
+voided is back to received: they can be issued again.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from buyersclub.actor import Actor
+from buyersclub.db import db
+from invoices.models import Invoice, InvoiceStatus
+from invoices.services import payments
+from orders.models import Round, RoundStatus
+from orders.services.rounds import BILLING_STATES, set_billing_status
+
+
+def refresh_round_status(actor: Actor, round_id: int) -> RoundStatus:
+    """Settle the round when nothing is left to pay on its live invoices; reopen it otherwise."""
+    found = db.session.get(Round, round_id)
+    if found is None or found.status not in BILLING_STATES:
+        return found.status if found else RoundStatus.RECEIVED
+    live = list(db.session.scalars(select(Invoice).where(Invoice.round_id == round_id,
+                                                         Invoice.status == InvoiceStatus.ISSUED)))
+    if not live:
+        wanted, because = RoundStatus.RECEIVED, "no live invoices"
+    elif all(found_settlement.balance_due <= 0 for found_settlement in payments.settlements(live).values()):
+        wanted, because = RoundStatus.SETTLED, "every invoice is paid or credited"
+    else:
+        wanted, because = RoundStatus.INVOICED, "money is due on an invoice"
+    set_billing_status(actor, found, wanted, because=because)
+    return wanted

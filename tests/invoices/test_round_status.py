@@ -1,0 +1,57 @@
+"""A delivered round moves with its invoices: received -> invoiced -> settled, and back."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from buyersclub.audit.models import AuditEvent
+from buyersclub.db import utcnow
+from buyersclub.errors import Conflict
+from invoices.services import credit_notes, issuing, payments
+from orders.models import RoundStatus
+from subsidies.services import runs
+
+
+def test_issuing_invoices_the_round_and_paying_everything_settles_it(session, approved):
+    ex = approved
+    assert ex.round.status == RoundStatus.RECEIVED
+    invoices = issuing.issue_round_invoices(ex.finance, ex.round.id)
+    assert ex.round.status == RoundStatus.INVOICED
+
+    *rest, last = invoices
+    for invoice in rest:
+        payments.record_payment(ex.finance, invoice.id, "bank_transfer", "BT", utcnow().date(),
+                                payments.balance_due(invoice))
+    assert ex.round.status == RoundStatus.INVOICED  # one invoice still asks for money
+    credit_notes.issue_credit_note(ex.finance, last.id, reason="Goodwill: the delivery came late")
+    assert ex.round.status == RoundStatus.SETTLED
+
+    events = session.scalars(select(AuditEvent.action).where(AuditEvent.entity_type == "round",
+                                                             AuditEvent.entity_id == ex.round.id)).all()
+    assert "round.invoiced" in events and "round.settled" in events
+
+
+def test_voiding_every_invoice_takes_the_round_back_to_received(session, example):
+    ex = example
+    invoices = issuing.issue_round_invoices(ex.finance, ex.round.id, without_subsidy_run=True)
+    for invoice in invoices[:-1]:
+        credit_notes.void_invoice(ex.finance, invoice.id, "Issued before the subsidy run")
+        assert ex.round.status == RoundStatus.INVOICED
+    credit_notes.void_invoice(ex.finance, invoices[-1].id, "Issued before the subsidy run")
+    assert ex.round.status == RoundStatus.RECEIVED
+    assert len(issuing.issue_round_invoices(ex.finance, ex.round.id, without_subsidy_run=True)) == 4
+    assert ex.round.status == RoundStatus.INVOICED
+
+
+def test_no_subsidy_run_is_started_or_approved_once_invoices_are_issued(session, example):
+    ex = example
+    preview = runs.start_run(ex.admin, ex.round.id)
+    issuing.issue_round_invoices(ex.finance, ex.round.id, without_subsidy_run=True)
+
+    with pytest.raises(Conflict, match="Void them first") as refused:
+        runs.approve_run(ex.admin, preview.id)
+    assert refused.value.code == "round_invoiced"
+    with pytest.raises(Conflict, match="Void them first"):
+        runs.start_run(ex.admin, ex.round.id)
+    assert runs.approved_run(ex.round.id) is None
