@@ -198,8 +198,21 @@ class Refund(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
+class CheckoutStatus(enum.StrEnum):
+    OPEN = "open"  # the member may still pay on Stripe's page
+    PENDING = "pending"  # completed, waiting for a bank debit to clear
+    COMPLETED = "completed"  # paid: a card payment is recorded
+    FAILED = "failed"  # the bank debit failed; nothing was posted
+    EXPIRED = "expired"  # Stripe closed the session unpaid
+
+
 class CheckoutAttempt(Base):
-    """One Stripe Checkout Session made for an invoice (its idempotency key names the attempt)."""
+    """One Stripe Checkout Session made for an invoice (its idempotency key names the attempt).
+
+    Webhooks move it from open to its outcome. ``problem`` says what finance
+    should look at: the amount paid differed from the session's amount or from
+    the balance due, or the invoice was void when the money arrived.
+    """
 
     __tablename__ = "checkout_attempts"
     __table_args__ = (UniqueConstraint("invoice_id", "attempt"), UniqueConstraint("session_id"))
@@ -212,6 +225,14 @@ class CheckoutAttempt(Base):
     amount_cents: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[CheckoutStatus] = mapped_column(
+        enum_column(CheckoutStatus, "checkout_status"), default=CheckoutStatus.OPEN,
+        server_default=CheckoutStatus.OPEN.value)
+    # When Stripe closes the session unpaid (from the session itself).
+    expires_at: Mapped[datetime | None]
+    received_cents: Mapped[int | None]
+    problem: Mapped[str | None] = mapped_column(Text)
+    closed_at: Mapped[datetime | None]
 
 
 class StripeEvent(Base):

@@ -30,7 +30,7 @@ class Deliberate(Exception):
 
 def closed_round_with_a_member():
     now = datetime.now(UTC)
-    found = factories.RoundFactory(status=RoundStatus.CLOSED, opened_at=now, closed_at=now)
+    found = factories.RoundFactory(status=RoundStatus.RECEIVED, opened_at=now, closed_at=now)
     item = factories.RoundItemFactory(round=found)
     closing = factories.ProductClosingFactory(round_item=item, units=24)
     organisation = factories.OrganisationFactory()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from sqlalchemy import select
 
@@ -55,3 +57,16 @@ def test_no_subsidy_run_is_started_or_approved_once_invoices_are_issued(session,
     with pytest.raises(Conflict, match="Void them first"):
         runs.start_run(ex.admin, ex.round.id)
     assert runs.approved_run(ex.round.id) is None
+
+
+def test_the_last_payment_settles_the_round_and_a_refund_reopens_it(session, approved):
+    ex = approved
+    invoices = issuing.issue_round_invoices(ex.finance, ex.round.id)
+    received = [payments.record_payment(ex.finance, invoice.id, "cheque", f"CHQ-{invoice.id}",
+                                        utcnow().date(), payments.balance_due(invoice))
+                for invoice in invoices]
+    assert ex.round.status == RoundStatus.SETTLED
+
+    payments.refund_payment(ex.finance, received[0].id, "10.00", "Two boxes arrived crushed")
+    assert ex.round.status == RoundStatus.INVOICED
+    assert payments.balance_due(invoices[0]) == Decimal("10.00")

@@ -1,0 +1,407 @@
+"""Stripe's webhook: signatures, paying once whatever Stripe repeats or reorders, amounts that differ,
+refunds made in Stripe, and books that agree with the invoices afterwards."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from buyersclub.audit.models import AuditEvent
+from buyersclub.db import db
+from buyersclub.ledger import chart
+from buyersclub.ledger.models import LedgerAccount, Posting
+from buyersclub.ledger.services import trial_balance
+from invoices.models import (
+    CheckoutAttempt,
+    CheckoutStatus,
+    Invoice,
+    Payment,
+    PaymentMethod,
+    Refund,
+    StripeEvent,
+)
+from invoices.services import checkout, credit_notes, issuing, payments
+from tests.invoices.conftest import receivable_movements
+from tests.invoices.stripe_helpers import (
+    FakeStripe,
+    async_payment_event,
+    charge_refunded_event,
+    checkout_completed_event,
+    event,
+    one_issued_invoice,
+    post_event,
+    refund,
+    sign,
+    stripe_configured,
+)
+
+D = Decimal
+
+
+@pytest.fixture
+def fake(app):
+    fake = FakeStripe()
+    with stripe_configured(app, STRIPE_HTTP_CLIENT=fake):
+        yield fake
+
+
+@pytest.fixture
+def invoices(approved, fake):
+    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
+    keys = {organisation.id: key for key, organisation in approved.members.items()}
+    return {keys[invoice.organisation_id]: invoice for invoice in issued}
+
+
+def started(approved, invoice: Invoice) -> CheckoutAttempt:
+    """The member pressed "Pay by card": a session exists for the balance due."""
+    return checkout.start_checkout(approved.finance, invoice.id).attempt
+
+
+def card_payments(invoice: Invoice) -> list[Payment]:
+    return list(db.session.scalars(select(Payment).where(Payment.invoice_id == invoice.id,
+                                                         Payment.method == PaymentMethod.CARD)))
+
+
+def posted(entry_id: int) -> dict[str, Decimal]:
+    """An entry's postings summed by account code (debits positive)."""
+    sums: dict[str, Decimal] = defaultdict(lambda: D("0.00"))
+    for code, amount in db.session.execute(select(LedgerAccount.code, Posting.amount).join(LedgerAccount)
+                                           .where(Posting.entry_id == entry_id)):
+        sums[code] += amount
+    return dict(sums)
+
+
+def audit_actions(action: str) -> list[AuditEvent]:
+    return list(db.session.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+def assert_books_agree(approved, invoices: dict[str, Invoice]) -> None:
+    """The ledger balances, and each member's receivable is what its invoice still asks for."""
+    db.session.expire_all()
+    assert trial_balance().balanced
+    for key, invoice in invoices.items():
+        assert receivable_movements(invoice.organisation_id) == payments.balance_due(invoice), key
+
+
+def ok(response, text: str = "") -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    outcome = response.get_json()["outcome"]
+    assert text in outcome
+    return outcome
+
+
+# --- Signatures -------------------------------------------------------------------------------------
+
+
+def test_unsigned_wrongly_signed_or_altered_events_are_refused(client, approved, invoices):
+    invoice = invoices["D"]
+    payload = checkout_completed_event(invoice, 1282)
+    assert post_event(client, payload, secret="whsec_someone_else").status_code == 400
+    assert post_event(client, payload, signature="").status_code == 400
+    body = '{"id": "evt_x", "type": "checkout.session.completed"}'
+    forged = client.post("/stripe/webhook", data=body.replace("evt_x", "evt_y"),
+                         content_type="application/json", headers={"Stripe-Signature": sign(body)})
+    assert forged.status_code == 400
+    assert db.session.scalar(select(func.count()).select_from(StripeEvent)) == 0
+    assert card_payments(invoice) == []
+
+
+def test_a_stale_signature_is_refused(client, approved, invoices):
+    payload = checkout_completed_event(invoices["D"], 1282)
+    response = post_event(client, payload, timestamp=int(time.time()) - 600)
+    assert response.status_code == 400 and "Signature refused" in response.get_json()["error"]
+    assert card_payments(invoices["D"]) == []
+    ok(post_event(client, payload, timestamp=int(time.time()) - 60), "paid")
+
+
+def test_without_a_signing_secret_webhooks_are_unavailable(client, app, approved, invoices):
+    app.config["STRIPE_WEBHOOK_SECRET"] = None
+    response = post_event(client, checkout_completed_event(invoices["D"], 1282))
+    assert response.status_code == 503
+    assert card_payments(invoices["D"]) == []
+
+
+def test_the_webhook_needs_no_csrf_token_or_sign_in(app, approved, invoices):
+    app.config["WTF_CSRF_ENABLED"] = True
+    try:
+        with app.test_client() as anonymous:
+            ok(post_event(anonymous, checkout_completed_event(invoices["D"], 1282)), "paid")
+    finally:
+        app.config["WTF_CSRF_ENABLED"] = False
+
+
+# --- Paying -----------------------------------------------------------------------------------------
+
+
+def test_a_completed_checkout_pays_the_invoice_once(client, sign_in, approved, invoices):
+    invoice = invoices["D"]
+    attempt = started(approved, invoice)
+    completed = checkout_completed_event(invoice, 1282, session_id=attempt.session_id, payment_intent="pi_d1")
+
+    ok(post_event(client, completed), f"paid 12.82 on {invoice.number}")
+
+    [payment] = card_payments(invoice)
+    assert (payment.amount, payment.applied) == (D("12.82"), D("12.82"))
+    assert (payment.stripe_payment_intent, payment.stripe_checkout_session) == ("pi_d1", attempt.session_id)
+    assert posted(payment.journal_entry_id) == {chart.STRIPE_CLEARING: D("12.82"),
+                                                chart.RECEIVABLES: D("-12.82")}
+    assert payments.status_label(invoice) == payments.Status.PAID
+    db.session.refresh(attempt)
+    assert (attempt.status, attempt.received_cents, attempt.problem) == (CheckoutStatus.COMPLETED, 1282, None)
+
+    ok(post_event(client, completed), "duplicate")
+    again = checkout_completed_event(invoice, 1282, session_id=attempt.session_id, payment_intent="pi_d1")
+    ok(post_event(client, again), "already recorded")
+    assert len(card_payments(invoice)) == 1
+    assert db.session.scalar(select(func.count()).select_from(StripeEvent)) == 2
+    sign_in(approved.members["D"].staff[0])
+    page = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert "Pay by card" not in page and "Stripe pi_d1" in page
+    assert_books_agree(approved, invoices)
+
+
+def test_a_bank_debit_waits_then_pays_and_late_events_undo_nothing(client, approved, invoices):
+    invoice = invoices["B"]
+    attempt = started(approved, invoice)
+    cents = attempt.amount_cents
+    ids = {"session_id": attempt.session_id, "payment_intent": "pi_b1"}
+
+    unpaid = checkout_completed_event(invoice, cents, payment_status="unpaid", **ids)
+    ok(post_event(client, unpaid), "waiting")
+    db.session.refresh(attempt)
+    assert attempt.status == CheckoutStatus.PENDING and card_payments(invoice) == []
+
+    ok(post_event(client, async_payment_event(invoice, cents, **ids)), "paid")
+    # Stripe delivers the earlier "completed, unpaid" again, and a stray "failed": the payment stands.
+    ok(post_event(client, checkout_completed_event(invoice, cents, payment_status="unpaid", **ids)),
+       "already paid")
+    ok(post_event(client, async_payment_event(invoice, cents, succeeded=False, **ids)), "already paid")
+    db.session.refresh(attempt)
+    assert attempt.status == CheckoutStatus.COMPLETED
+    assert [payment.amount for payment in card_payments(invoice)] == [payments.settlement(invoice).total]
+    assert payments.balance_due(invoice) == 0
+    assert_books_agree(approved, invoices)
+
+
+def test_async_success_before_completed_pays_once(client, approved, invoices):
+    invoice = invoices["D"]
+    attempt = started(approved, invoice)
+    ids = {"session_id": attempt.session_id, "payment_intent": "pi_d2"}
+    ok(post_event(client, async_payment_event(invoice, 1282, **ids)), "paid")
+    ok(post_event(client, checkout_completed_event(invoice, 1282, **ids)), "already recorded")
+    assert len(card_payments(invoice)) == 1 and payments.balance_due(invoice) == 0
+    assert_books_agree(approved, invoices)
+
+
+def test_a_failed_bank_debit_posts_nothing_and_is_audited(client, approved, invoices):
+    invoice = invoices["D"]
+    attempt = started(approved, invoice)
+    ids = {"session_id": attempt.session_id, "payment_intent": "pi_d3"}
+    ok(post_event(client, checkout_completed_event(invoice, 1282, payment_status="unpaid", **ids)), "waiting")
+    entries = db.session.scalar(select(func.count()).select_from(Posting))
+
+    ok(post_event(client, async_payment_event(invoice, 1282, succeeded=False, **ids)), "nothing posted")
+
+    db.session.refresh(attempt)
+    assert attempt.status == CheckoutStatus.FAILED and attempt.closed_at is not None
+    assert card_payments(invoice) == [] and payments.balance_due(invoice) == D("12.82")
+    assert db.session.scalar(select(func.count()).select_from(Posting)) == entries
+    [failed] = audit_actions("checkout.failed")
+    assert failed.entity_id == invoice.id
+    # The member may try again: a new attempt, not the failed one.
+    assert checkout.start_checkout(approved.finance, invoice.id).attempt.attempt == 2
+
+
+# --- Amounts that differ ----------------------------------------------------------------------------
+
+
+def test_paying_more_than_due_becomes_account_credit_and_finance_is_told(client, sign_in, finance, approved,
+                                                                         invoices):
+    invoice = invoices["D"]
+    attempt = started(approved, invoice)
+    ok(post_event(client, checkout_completed_event(invoice, 2000, session_id=attempt.session_id)),
+       "became the member's account credit")
+
+    [payment] = card_payments(invoice)
+    assert (payment.amount, payment.applied) == (D("20.00"), D("12.82"))
+    assert posted(payment.journal_entry_id) == {
+        chart.STRIPE_CLEARING: D("20.00"), chart.RECEIVABLES: D("-12.82"), chart.MEMBER_CREDIT: D("-7.18")}
+    assert issuing.member_credit(invoice.organisation_id) == D("7.18")
+    db.session.refresh(attempt)
+    assert "Stripe received $20.00 where the payment page asked for $12.82" in attempt.problem
+    [mismatch] = audit_actions("checkout.amount_mismatch")
+    assert (mismatch.entity_id, mismatch.after["received"], mismatch.after["balance_due"]) == (
+        invoice.id, "20.00", "12.82")
+
+    sign_in(approved.members["D"].staff[0])
+    assert "Card payments to check" not in client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    client.post("/sign-out")
+    sign_in(finance)
+    page = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert "Card payments to check" in page and "$7.18 became the member&#39;s account credit" in page
+    assert_books_agree(approved, invoices)
+
+
+def test_paying_less_than_due_leaves_the_rest_due(client, approved, invoices):
+    invoice = invoices["D"]
+    attempt = started(approved, invoice)
+    ok(post_event(client, checkout_completed_event(invoice, 1000, session_id=attempt.session_id)),
+       "$2.82 is still due")
+    assert payments.balance_due(invoice) == D("2.82")
+    assert payments.status_label(invoice) == payments.Status.PARTLY_PAID
+    assert len(audit_actions("checkout.amount_mismatch")) == 1
+    # The next "Pay by card" asks for the rest, on a new session.
+    again = checkout.start_checkout(approved.finance, invoice.id).attempt
+    assert (again.attempt, again.amount_cents) == (2, 282)
+    assert_books_agree(approved, invoices)
+
+
+def test_an_old_session_paid_after_the_balance_changed_is_credit(client, approved, invoices):
+    """A payment recorded by finance meanwhile: the session's full amount arrives anyway."""
+    invoice = invoices["D"]
+    attempt = started(approved, invoice)
+    payments.record_payment(approved.finance, invoice.id, "cheque", "CHQ-9", invoice.issued_on, "12.82")
+    ok(post_event(client, checkout_completed_event(invoice, 1282, session_id=attempt.session_id)),
+       "The balance due was $0.00: $12.82 became the member's account credit.")
+    assert issuing.member_credit(invoice.organisation_id) == D("12.82")
+    assert_books_agree(approved, invoices)
+
+
+def test_money_for_a_void_invoice_becomes_account_credit(client, approved, invoices):
+    invoice = invoices["C"]
+    attempt = started(approved, invoice)
+    credit_notes.void_invoice(approved.finance, invoice.id, "Issued to the wrong programme")
+    ok(post_event(client, checkout_completed_event(invoice, attempt.amount_cents,
+                                                   session_id=attempt.session_id)), "was void")
+    [payment] = card_payments(invoice)
+    assert payment.applied == 0 and payment.amount == D(attempt.amount_cents) / 100
+    assert issuing.member_credit(invoice.organisation_id) >= payment.amount
+    assert posted(payment.journal_entry_id) == {chart.STRIPE_CLEARING: payment.amount,
+                                                chart.MEMBER_CREDIT: -payment.amount}
+    assert_books_agree(approved, invoices)
+
+
+def test_a_session_this_site_has_no_record_of_is_still_paid(client, approved, invoices):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 1282, session_id="cs_lost")), "paid")
+    [attempt] = checkout.attempts_for(invoice)
+    assert (attempt.session_id, attempt.status) == ("cs_lost", CheckoutStatus.COMPLETED)
+    assert "no record" in attempt.problem and payments.balance_due(invoice) == 0
+
+
+# --- Refunds ----------------------------------------------------------------------------------------
+
+
+def test_refunds_made_in_stripe_are_recorded_once_each(client, approved, invoices):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 2000, payment_intent="pi_r1")), "paid")
+    [payment] = card_payments(invoice)
+    first = refund(500, refund_id="re_1", payment_intent="pi_r1")
+
+    ok(post_event(client, charge_refunded_event("pi_r1", 2000, [first])), "recorded 1 refund")
+
+    [recorded] = db.session.scalars(select(Refund).where(Refund.payment_id == payment.id)).all()
+    assert (recorded.amount, recorded.stripe_refund) == (D("5.00"), "re_1")
+    # Excess first: 7.18 of the 20.00 was account credit, so this 5.00 comes out of it.
+    assert posted(recorded.journal_entry_id) == {chart.MEMBER_CREDIT: D("5.00"),
+                                                 chart.STRIPE_CLEARING: D("-5.00")}
+    second = refund(1000, refund_id="re_2", payment_intent="pi_r1")
+    failed = refund(300, refund_id="re_3", payment_intent="pi_r1", status="failed")
+    ok(post_event(client, charge_refunded_event("pi_r1", 2000, [first, second, failed])), "re_2")
+    ok(post_event(client, charge_refunded_event("pi_r1", 2000, [first, second])), "nothing to do")
+    refunds = db.session.scalars(select(Refund).where(Refund.payment_id == payment.id)
+                                 .order_by(Refund.id)).all()
+    assert [(each.stripe_refund, each.amount) for each in refunds] == [
+        ("re_1", D("5.00")), ("re_2", D("10.00"))]
+    # 2.18 of the 10.00 was the rest of the credit; 7.82 comes off the invoice, which is due again.
+    assert posted(refunds[1].journal_entry_id) == {
+        chart.MEMBER_CREDIT: D("2.18"), chart.RECEIVABLES: D("7.82"), chart.STRIPE_CLEARING: D("-10.00")}
+    assert payments.balance_due(invoice) == D("7.82")
+    assert_books_agree(approved, invoices)
+
+
+def test_a_refund_before_its_payment_is_known_is_sent_again_later(client, approved, invoices):
+    invoice = invoices["D"]
+    early = charge_refunded_event("pi_late", 1282, [refund(1282, refund_id="re_late")])
+    response = post_event(client, early)
+    assert response.status_code == 409 and "not recorded yet" in response.get_json()["error"]
+    assert db.session.get(StripeEvent, early["id"]) is None
+    ok(post_event(client, checkout_completed_event(invoice, 1282, payment_intent="pi_late")), "paid")
+    ok(post_event(client, early), "recorded 1 refund")  # Stripe's retry
+    assert payments.balance_due(invoice) == D("12.82")
+    assert_books_agree(approved, invoices)
+
+
+def test_refunds_left_out_of_the_event_are_fetched_from_stripe(client, approved, invoices, fake):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 1282, payment_intent="pi_f1")), "paid")
+    fake.refunds.append(refund(282, refund_id="re_f1", payment_intent="pi_f1"))
+    charge = charge_refunded_event("pi_f1", 1282, None, charge_id="ch_f1")
+    charge["data"]["object"]["amount_refunded"] = 282
+    ok(post_event(client, charge), "re_f1")
+    [listed] = fake.of("GET", "/v1/refunds")
+    assert listed.query["charge"] == "ch_f1"
+    assert payments.balance_due(invoice) == D("2.82")
+
+
+# --- Everything else --------------------------------------------------------------------------------
+
+
+def test_unknown_events_and_others_sessions_are_stored_as_ignored(client, approved, invoices):
+    unknown = event("customer.created", {"id": "cus_1", "object": "customer"})
+    ok(post_event(client, unknown), "ignored")
+    foreign = checkout_completed_event(invoices["D"], 1282)
+    session = foreign["data"]["object"]
+    session["client_reference_id"], session["metadata"] = None, {}
+    ok(post_event(client, foreign), "ignored")
+    outcomes = dict(db.session.execute(select(StripeEvent.id, StripeEvent.outcome)).all())
+    assert outcomes[unknown["id"]].startswith("ignored") and outcomes[foreign["id"]].startswith("ignored")
+    assert card_payments(invoices["D"]) == []
+
+
+# --- Concurrency (PostgreSQL, real commits) ---------------------------------------------------------
+
+
+@pytest.mark.postgres_only
+def test_concurrent_duplicates_pay_once(committing_db):
+    app = committing_db
+    invoice_id, _ = one_issued_invoice()
+    db.session.commit()
+    invoice = db.session.get(Invoice, invoice_id)
+    due = payments.balance_due(invoice)
+    cents = int(due * 100)
+    same = checkout_completed_event(invoice, cents, payment_intent="pi_race", session_id="cs_race")
+    # Four copies of one event, and the same payment under two other event ids.
+    ids = {"payment_intent": "pi_race", "session_id": "cs_race"}
+    events = [same] * 4 + [checkout_completed_event(invoice, cents, **ids),
+                           async_payment_event(invoice, cents, **ids)]
+    barrier = threading.Barrier(len(events))
+    statuses: list[int] = []
+
+    def deliver(payload) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = post_event(client, payload)
+        if response.status_code != 200:  # Stripe's retry
+            response = post_event(client, payload)
+        statuses.append(response.status_code)
+
+    with stripe_configured(app):
+        threads = [threading.Thread(target=deliver, args=(payload,)) for payload in events]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert statuses == [200] * len(events)
+    db.session.expire_all()
+    [payment] = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all()
+    assert payment.amount == payment.applied == due
+    assert payments.balance_due(db.session.get(Invoice, invoice_id)) == 0
+    assert db.session.scalar(select(func.count()).select_from(StripeEvent)) == 3
+    assert trial_balance().balanced
