@@ -56,6 +56,10 @@ MATRIX: dict[tuple[str, str], tuple[str, dict | None]] = {
     (API + "/documents", "GET"): ("json", None),
     (API + "/documents", "POST"): ("json", {"kind": "prescriber_order", "reference": "FROM-A",
                                             "expires_on": NEXT_YEAR}),
+    # The statement of account: the page, its PDF and the API.
+    (ORG + "/statement", "GET"): ("form", None),
+    (ORG + "/statement.pdf", "GET"): ("form", None),
+    (API + "/statement", "GET"): ("json", None),
     # <int:round_id> is a received round of the fixture (A's own list is a PDF, empty or not).
     ("/rounds/<int:round_id>/packing-lists/<int:organisation_id>.pdf", "GET"): ("form", None),
 }
