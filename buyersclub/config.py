@@ -161,6 +161,8 @@ def load(instance_path: str, environ: dict[str, str] | None = None) -> dict:
         "STRIPE_WEBHOOK_SECRET": env.get("BUYERSCLUB_STRIPE_WEBHOOK_SECRET", "").strip() or None,
         # Another Stripe-compatible API (e.g. a local test server); empty: Stripe's own.
         "STRIPE_API_BASE": env.get("BUYERSCLUB_STRIPE_API_BASE", "").rstrip("/") or None,
+        # Where Checkout pages live (allowed as a form target); empty: Stripe's own.
+        "STRIPE_CHECKOUT_ORIGIN": env.get("BUYERSCLUB_STRIPE_CHECKOUT_ORIGIN", "").rstrip("/") or None,
         # Overdue notices: at most one per invoice every this many days.
         "REMINDER_INTERVAL_DAYS": _whole_number(env, "BUYERSCLUB_REMINDER_INTERVAL_DAYS", 7),
         # Processes rendering a round's invoice PDFs.

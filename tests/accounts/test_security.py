@@ -219,3 +219,23 @@ def test_invoice_settings_from_the_environment(tmp_path):
     for bad in ("US-MA=6.25", "US-MA", "=0.1", "US-MA=abc"):
         with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_TAX_RATES"):
             settings.load(str(tmp_path), {**environ, "BUYERSCLUB_TAX_RATES": bad})
+
+
+def test_payment_and_document_settings_from_the_environment(tmp_path):
+    environ = {"BUYERSCLUB_ENV": "development"}
+    plain = settings.load(str(tmp_path), environ)
+    assert plain["STRIPE_SECRET_KEY"] is None and plain["CLUB_BANK_DETAILS"] is None
+    assert plain["REMINDER_INTERVAL_DAYS"] == 7 and plain["PDF_WORKERS"] == 2
+    config = settings.load(str(tmp_path), {
+        **environ, "BUYERSCLUB_CLUB_ADDRESS": " 1 Harbour Road \\n Portland ME 04101 ",
+        "BUYERSCLUB_BANK_DETAILS": "Account 12345678\\nRouting 021000021",
+        "BUYERSCLUB_STRIPE_SECRET_KEY": "sk_live_x", "BUYERSCLUB_STRIPE_WEBHOOK_SECRET": "whsec_x",
+        "BUYERSCLUB_STRIPE_CHECKOUT_ORIGIN": "https://pay.example.org/",
+        "BUYERSCLUB_REMINDER_INTERVAL_DAYS": "14", "BUYERSCLUB_PDF_WORKERS": "4"})
+    assert config["CLUB_ADDRESS"] == "1 Harbour Road\nPortland ME 04101"
+    assert config["CLUB_BANK_DETAILS"] == "Account 12345678\nRouting 021000021"
+    assert (config["STRIPE_SECRET_KEY"], config["STRIPE_WEBHOOK_SECRET"]) == ("sk_live_x", "whsec_x")
+    assert config["STRIPE_CHECKOUT_ORIGIN"] == "https://pay.example.org"
+    assert (config["REMINDER_INTERVAL_DAYS"], config["PDF_WORKERS"]) == (14, 4)
+    with pytest.raises(settings.ConfigurationError, match="BUYERSCLUB_REMINDER_INTERVAL_DAYS"):
+        settings.load(str(tmp_path), {**environ, "BUYERSCLUB_REMINDER_INTERVAL_DAYS": "weekly"})
