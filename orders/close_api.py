@@ -1,6 +1,9 @@
 """Closing a round in the JSON API: the preview, the confirmed close, the allocations (API.md).
 
-Money is a string with two decimals; quantities are integers.
+Money is a string with two decimals; quantities are integers. The preview's
+figures come from each product's totals; the allocation per member under an
+option is inline for a round of at most ``INLINE_ALLOCATIONS`` commitments and
+paged (``.../close-preview/products/{product_id}/allocations``) for any round.
 """
 
 from __future__ import annotations
@@ -8,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from flask import request
+from flask import request, url_for
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy import select
 
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
-from buyersclub.api.core import ApiBlueprint, paginate
+from buyersclub.api.core import DEFAULT_PER_PAGE, MAX_PER_PAGE, ApiBlueprint, paginate
 from buyersclub.db import db
 from buyersclub.errors import InvalidInput
 from orders import engine
@@ -25,6 +28,8 @@ bp = ApiBlueprint("orders_close_api", __name__, tag="rounds")
 
 ADMIN = (Role.ADMIN,)
 ROUND = "/rounds/<int:round_id>"
+# Up to this many commitments (members x products) the preview lists every allocation inline.
+INLINE_ALLOCATIONS = 1_000  # the preview's description says so: change both
 
 
 # --- Input ---------------------------------------------------------------------------
@@ -77,7 +82,14 @@ class OptionOut(BaseModel):
     little_more: bool
     recommended: bool
     explanation: str
-    allocations: list[MemberAllocationOut]
+    firm_units: int = Field(description="Of member_units, those against members' firm quantities")
+    tolerance_units: int = Field(description="Of member_units, those against members' tolerance")
+    short: int = Field(description="Firm units members asked for and do not receive")
+    allocations: list[MemberAllocationOut] | None = Field(
+        description=f"The allocation per member, by organisation id, when the round has at most "
+                    f"{INLINE_ALLOCATIONS:,} commitments (`allocations_inline`); null above that: "
+                    f"read them a page at a time from `allocations_url`")
+    allocations_url: str = Field(description="The paged allocation per member under this option")
 
 
 class ProductPreviewOut(BaseModel):
@@ -89,6 +101,7 @@ class ProductPreviewOut(BaseModel):
     firm: int
     tolerance: int
     cases: int = Field(description="Whole cases without a jump")
+    members: int = Field(description="Members with a commitment that counts")
     summary: str
     options: list[OptionOut] = Field(description="The base option first, then each price-break jump")
 
@@ -110,6 +123,10 @@ class PreviewOut(BaseModel):
     minimum_order: Decimal
     minimum_met: bool = Field(description="For the default choice (every product's base option)")
     fingerprint: str = Field(description="Changes whenever the commitments behind the preview change")
+    commitments: int = Field(description="Commitments that count, over every product")
+    allocations_inline: bool = Field(
+        description=f"Whether each option lists its allocation per member (rounds of at most "
+                    f"{INLINE_ALLOCATIONS:,} commitments)")
     products: list[ProductPreviewOut]
     totals: TotalsOut = Field(description="For the default choice (every product's base option)")
 
@@ -158,7 +175,18 @@ class AllocationOut(BaseModel):
 # --- Serialising ------------------------------------------------------------------------
 
 
-def _option_out(option: engine.Option) -> OptionOut:
+def _member_out(line: engine.MemberAllocation) -> MemberAllocationOut:
+    return MemberAllocationOut(
+        organisation_id=line.member, quantity=line.quantity, tolerance=line.tolerance,
+        firm_units=line.firm_units, tolerance_units=line.tolerance_units, units=line.units, short=line.short)
+
+
+def _allocations_url(round_id: int, product_id: int, units: int) -> str:
+    return url_for(".close_preview_allocations", round_id=round_id, product_id=product_id, units=units)
+
+
+def _option_out(round_id: int, product_id: int, option: engine.Option,
+                allocation: engine.Allocation | None) -> OptionOut:
     return OptionOut(
         kind=OptionKind(option.kind.value), units=option.units, cases=option.cases,
         unit_cost=option.unit_cost, price_break_min_units=option.price_break.min_units,
@@ -167,11 +195,10 @@ def _option_out(option: engine.Option) -> OptionOut:
         operating_recovery=option.operating_recovery, margin=option.margin,
         free_units_cost=option.free_units_cost, cost_difference=option.cost_difference,
         cheaper=option.cheaper, little_more=option.little_more, recommended=option.recommended,
-        explanation=option.explanation,
-        allocations=[MemberAllocationOut(
-            organisation_id=line.member, quantity=line.quantity, tolerance=line.tolerance,
-            firm_units=line.firm_units, tolerance_units=line.tolerance_units, units=line.units,
-            short=line.short) for line in option.allocation.members],
+        explanation=option.explanation, firm_units=option.firm_units,
+        tolerance_units=option.tolerance_units, short=option.short,
+        allocations=None if allocation is None else [_member_out(line) for line in allocation.members],
+        allocations_url=_allocations_url(round_id, product_id, option.units),
     )
 
 
@@ -182,13 +209,17 @@ def _totals_out(totals: closing.Totals) -> TotalsOut:
                      free_units_cost=totals.free_units_cost)
 
 
-def _product_out(each: closing.ProductPreview) -> ProductPreviewOut:
+def _product_out(each: closing.ProductPreview,
+                 allocations: dict[int, engine.Allocation] | None) -> ProductPreviewOut:
     result = each.closing
+    round_id = each.item.round_id
     return ProductPreviewOut(
         product_id=each.product_id, name=each.product.name, unit=each.product.unit,
         pack_size=result.terms.pack_size, club_price=each.item.club_price, firm=result.firm_total,
-        tolerance=result.tolerance_total, cases=result.cases, summary=result.summary,
-        options=[_option_out(option) for option in result.options],
+        tolerance=result.tolerance_total, cases=result.cases, members=result.members, summary=result.summary,
+        options=[_option_out(round_id, each.product_id, option,
+                             None if allocations is None else allocations[option.units])
+                 for option in result.options],
     )
 
 
@@ -200,14 +231,70 @@ def _product_out(each: closing.ProductPreview) -> ProductPreviewOut:
 def close_preview(actor: Actor, round_id: int):
     """Per product: firm and tolerance totals, whole cases, and the options -- the base and each
     price-break jump -- with supplier cost, revenue, recovery, margin, free units, flags and the
-    allocation per member. Only for an open round (409 otherwise), before or after its deadline."""
-    preview = closing.preview_close(actor, round_id, with_names=False)
+    allocation per member. Only for an open round (409 otherwise), before or after its deadline.
+
+    The figures come from each product's totals, whatever the number of members. The allocation
+    per member is inline (`allocations`) for a round of at most 1,000
+    commitments (`allocations_inline` true); above that `allocations` is null and each option's
+    `allocations_url` pages through it (the same figures, computed for that product only)."""
+    preview = closing.preview_close(actor, round_id)
+    inline = preview.members <= INLINE_ALLOCATIONS
+    allocations = closing.preview_allocations(preview) if inline else {}
     return PreviewOut(
         round_id=preview.round.id, status=preview.round.status, minimum_order=preview.round.minimum_order,
-        minimum_met=preview.minimum_met(), fingerprint=preview.fingerprint,
-        products=[_product_out(each) for each in preview.products],
+        minimum_met=preview.minimum_met(), fingerprint=preview.fingerprint, commitments=preview.members,
+        allocations_inline=inline,
+        products=[_product_out(each, allocations.get(each.product_id, {}) if inline else None)
+                  for each in preview.products],
         totals=_totals_out(preview.default_totals),
     )
+
+
+@bp.endpoint(ROUND + "/close-preview/products/<int:product_id>/allocations", "GET",
+             summary="The allocation per member under one option of the close preview", roles=ADMIN,
+             response=MemberAllocationOut, paginated=True,
+             query={"units": "The option, by its units (see the preview's options); the base when left out"})
+def close_preview_allocations(actor: Actor, round_id: int, product_id: int):
+    """Every member's share of one product under one option, by organisation id, a page at a time:
+    computed by the close engine from that product's commitments as they are now (largest
+    remainder or first come, first served, as the round says). 404 for a product not in the round,
+    400 (field `units`) for units that are not one of its options, 409 when the round is not open."""
+    shown = closing.product_allocations(actor, round_id, product_id)
+    raw = request.args.get("units")
+    try:
+        units = int(raw) if raw not in (None, "") else None
+    except ValueError as exc:
+        raise InvalidInput("units must be a whole number.", field="units") from exc
+    page, per_page = _page_arguments()
+    option = shown.option(units)
+    if option is None and units is not None:
+        offered = ", ".join(str(each.units) for each in shown.closing.options) or "none: nothing committed"
+        raise InvalidInput(f"{units} units is not one of the options ({offered}).", field="units")
+    members = option.allocation.members if option is not None and option.allocation is not None else ()
+    start = (page - 1) * per_page
+    return {
+        "items": [_member_out(line).model_dump(mode="json") for line in members[start:start + per_page]],
+        "page": page,
+        "pages": max(1, -(-len(members) // per_page)),
+        "total": len(members),
+    }
+
+
+def _page_arguments() -> tuple[int, int]:
+    """``page`` and ``per_page`` as the API's other lists read them."""
+    values = []
+    for name, default in (("page", 1), ("per_page", DEFAULT_PER_PAGE)):
+        raw = request.args.get(name)
+        try:
+            value = int(raw) if raw not in (None, "") else default
+        except ValueError as exc:
+            raise InvalidInput(f"{name} must be a whole number.", field=name) from exc
+        if value < 1:
+            raise InvalidInput(f"{name} must be 1 or more.", field=name)
+        values.append(value)
+    if values[1] > MAX_PER_PAGE:
+        raise InvalidInput(f"per_page must be at most {MAX_PER_PAGE}.", field="per_page")
+    return values[0], values[1]
 
 
 @bp.endpoint(ROUND + "/close", "POST", summary="Close a round with the chosen options", roles=ADMIN,

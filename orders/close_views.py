@@ -3,7 +3,10 @@
 The admin's path has three steps, none needing JavaScript:
 
 1. ``GET /rounds/<id>/close``: per product the options side by side, a radio
-   choice each (the base option chosen by default), and the totals;
+   choice each (the base option chosen by default), and the totals; a link per
+   product to ``GET /rounds/<id>/close/products/<product_id>``, every member's
+   share under each option, a page at a time (the preview itself reads only
+   the products' totals, so it stays quick for thousands of members);
 2. ``GET /rounds/<id>/close/review?p<product_id>=<units>``: the totals of the
    options chosen, what closing does, and the button that does it (the page
    carries a fingerprint of the commitments it showed);
@@ -11,7 +14,8 @@ The admin's path has three steps, none needing JavaScript:
    commitments changed since the review), then the outcome page.
 
 Members see ``/rounds/<id>/allocations``: their units per product, firm and
-tolerance parts, and the saving against buying alone; admins see everyone's.
+tolerance parts, and the saving against buying alone; admins see everyone's,
+a page at a time (read a page at a time too).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ bp = Blueprint("orders_close", __name__, template_folder="templates", cli_group=
 bp.cli.add_command(close_due_rounds)
 
 ALLOCATIONS_PER_PAGE = 100
+MEMBERS_PER_PAGE = 100
 
 
 @bp.before_request
@@ -108,7 +113,7 @@ def commit(round_id: int):
     _require_admin()
     actor = current_actor()
     try:
-        found_preview = closing.preview_close(actor, round_id, with_names=False)
+        found_preview = closing.preview_close(actor, round_id)
         choices = _choices(request.form, found_preview)
         result = closing.commit_close(actor, round_id, choices,
                                       expected_fingerprint=request.form.get("fingerprint") or None)
@@ -124,6 +129,37 @@ def commit(round_id: int):
     flash(f"The round is closed: {result.allocations} allocations recorded"
           f"{' and the journal entry posted' if result.journal_entry else ''}.", "info")
     return redirect(url_for(".outcome", round_id=round_id))
+
+
+@bp.get("/rounds/<int:round_id>/close/products/<int:product_id>")
+def product_allocations(round_id: int, product_id: int):
+    """One product's allocation per member under each option, side by side, a page of members at a time."""
+    _require_admin()
+    found = rounds.get_round(current_actor(), round_id)
+    if found.status != RoundStatus.OPEN:
+        return redirect(url_for(".preview", round_id=round_id))
+    shown = closing.product_allocations(current_actor(), round_id, product_id)
+    options = shown.closing.options
+    lines = options[0].allocation.members if options and options[0].allocation else ()
+    page, pages, rows = _page(lines, MEMBERS_PER_PAGE)
+    return render_template(
+        "orders/close/product_allocations.html", round=found, shown=shown, options=options,
+        rows=[(line, [option.allocation.for_member(line.member) for option in options]) for line in rows],
+        names=_names({line.member for line in rows}), page=page, pages=pages, per_page=MEMBERS_PER_PAGE)
+
+
+def _page(rows, per_page: int):
+    """The page the query string asks for (from 1; past the end shows the last), the pages, its rows."""
+    pages = max(1, -(-len(rows) // per_page))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    return page, pages, rows[(page - 1) * per_page: page * per_page]
+
+
+def _names(organisation_ids: set[int]) -> dict[int, str]:
+    if not organisation_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Organisation.id, Organisation.name).where(Organisation.id.in_(organisation_ids))).all())
 
 
 @bp.get("/rounds/<int:round_id>/outcome")
@@ -154,12 +190,12 @@ def allocations(round_id: int):
     found = rounds.get_round(actor, round_id)
     if not current_user.is_admin and actor.organisation_id is None:
         abort(404)
-    rows = closing.savings_for(actor, round_id)
     page = max(request.args.get("page", 1, type=int) or 1, 1)
-    pages = max(1, -(-len(rows) // ALLOCATIONS_PER_PAGE))
-    shown = rows[(page - 1) * ALLOCATIONS_PER_PAGE: page * ALLOCATIONS_PER_PAGE]
-    names = dict(db.session.execute(
-        select(Organisation.id, Organisation.name)
-        .where(Organisation.id.in_({row.organisation_id for row in shown}))).all()) if shown else {}
+    shown, total = closing.savings_page(actor, round_id, page=page, per_page=ALLOCATIONS_PER_PAGE)
+    pages = max(1, -(-total // ALLOCATIONS_PER_PAGE))
+    if page > pages:
+        page = pages
+        shown, total = closing.savings_page(actor, round_id, page=page, per_page=ALLOCATIONS_PER_PAGE)
+    names = _names({row.organisation_id for row in shown}) if current_user.is_admin else {}
     return render_template("orders/close/allocations.html", round=found, rows=shown, names=names,
                            page=page, pages=pages, is_admin=current_user.is_admin)

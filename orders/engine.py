@@ -1,10 +1,18 @@
 """Closing a pooled buying round, product by product: cases, price breaks, allocation.
 
-A pure engine: plain values in, plain values out, no database and no Flask. The
-service layer reads a round's products and commitments, calls
-:func:`close_product` for each, shows the admin the options, and records the
-one the admin chooses. Import the module (``from orders import engine``): its
-``Commitment`` and ``PriceBreak`` are values, not the database models.
+A pure engine: plain values in, plain values out, no database and no Flask.
+Import the module (``from orders import engine``): its ``Commitment`` and
+``PriceBreak`` are values, not the database models.
+
+Every figure of an option -- cases, units, cost, revenue, margin, free units,
+how many units go against firm quantities and how many against tolerance --
+depends only on a product's totals (:class:`Demand`: firm total, tolerance
+total, number of members), so :func:`close_demand` previews a product from
+three numbers a ``GROUP BY`` returns, whatever the number of members. The
+allocation per member needs every commitment: :func:`close_product` computes
+it for each option (small rounds, tests), and :meth:`ProductClosing.allocate`
+for the one option that is shown or chosen (large rounds: the close itself).
+The two agree: an option's totals are its allocation's totals.
 
 The rules, in the club's words:
 
@@ -54,6 +62,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from buyersclub.money import ZERO, MoneyError, round_money, to_money
 
@@ -62,6 +71,7 @@ __all__ = [
     "AllocationPolicy",
     "ClosingRules",
     "Commitment",
+    "Demand",
     "MemberAllocation",
     "MemberSaving",
     "Option",
@@ -70,6 +80,7 @@ __all__ = [
     "ProductClosing",
     "ProductTerms",
     "allocate_units",
+    "close_demand",
     "close_product",
     "price_break_for",
     "savings_against_buying_alone",
@@ -151,6 +162,13 @@ class Commitment:
     placed_at: Placed = 0
 
     def __post_init__(self) -> None:
+        # A large round builds 100,000 of these: the common case is checked without
+        # formatting the messages that name the field.
+        member, quantity, tolerance = self.member, self.quantity, self.tolerance
+        if type(member) is int and type(quantity) is int and type(tolerance) is int and (
+            member >= 0 and quantity >= 0 and tolerance >= 0
+        ):
+            return
         _whole_number(self.member, "member")
         _whole_number(self.quantity, f"quantity of member {self.member}")
         _whole_number(self.tolerance, f"tolerance of member {self.member}")
@@ -159,6 +177,35 @@ class Commitment:
     def most(self) -> int:
         """The most units this member can receive: quantity plus tolerance."""
         return self.quantity + self.tolerance
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What members committed to one product, in totals: all an option's figures need.
+
+    ``firm`` and ``tolerance`` are the sums over the commitments that count (a
+    quantity above zero, so at least one firm unit each); ``members`` is how
+    many there are.
+    """
+
+    firm: int
+    tolerance: int
+    members: int
+
+    def __post_init__(self) -> None:
+        _whole_number(self.firm, "firm total")
+        _whole_number(self.tolerance, "tolerance total")
+        _whole_number(self.members, "members")
+        if (self.firm == 0) != (self.members == 0) or self.firm < self.members:
+            raise ValueError(f"{self.members} members cannot commit {self.firm} firm units in total")
+        if self.tolerance and not self.members:
+            raise ValueError("tolerance needs a member that committed")
+
+    @classmethod
+    def of(cls, commitments: Iterable[Commitment]) -> Demand:
+        """The totals of the commitments that count (zero-quantity ones are withdrawn)."""
+        counted = [c for c in commitments if c.quantity > 0]
+        return cls(sum(c.quantity for c in counted), sum(c.tolerance for c in counted), len(counted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +266,12 @@ class ClosingRules:
 # Allocation
 
 
-@dataclass(frozen=True, slots=True)
-class MemberAllocation:
-    """What one member receives: against its firm quantity, then its tolerance."""
+class MemberAllocation(NamedTuple):
+    """What one member receives: against its firm quantity, then its tolerance.
+
+    An immutable named tuple rather than a frozen dataclass: a large round's
+    close makes 100,000 of them, and a tuple is several times quicker to make.
+    """
 
     member: int
     quantity: int
@@ -352,7 +402,9 @@ def allocate_units(
 
 
 def _allocate(available: int, counted: list[Commitment], policy: AllocationPolicy) -> Allocation:
-    order = {c.member: (c.placed_at, c.member) for c in counted}
+    order: _Queue = {}
+    if policy is AllocationPolicy.FIRST_COME_FIRST_SERVED:
+        order = {c.member: (c.placed_at, c.member) for c in counted}
 
     firm = _share(available, [(c.member, c.quantity) for c in counted], policy, order)
     after_firm = available - sum(firm.values())
@@ -413,11 +465,16 @@ def price_break_for(units: int, price_breaks: Sequence[PriceBreak]) -> PriceBrea
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One way of buying a product, with its money and its allocation.
+    """One way of buying a product, with its money and how its units are shared.
 
     ``cost_difference`` is supplier cost minus the base's (negative when
     cheaper). ``fund_inflow`` equals the margin: negative means the fund pays.
     ``free_units_cost`` is what the free units cost at the unit cost reached.
+    ``member_units`` go to members: ``firm_units`` against their quantities,
+    ``tolerance_units`` against their tolerance; ``short`` is the firm units
+    they asked for and do not receive. ``allocation`` is the share of every
+    member, present when the option was computed from the commitments
+    (:func:`close_product`), ``None`` when from totals (:func:`close_demand`).
     """
 
     kind: OptionKind
@@ -426,6 +483,9 @@ class Option:
     price_break: PriceBreak
     below_lowest_break: bool
     member_units: int
+    firm_units: int
+    tolerance_units: int
+    short: int
     free_units: int
     supplier_cost: Decimal
     revenue: Decimal
@@ -436,8 +496,8 @@ class Option:
     cheaper: bool
     little_more: bool
     recommended: bool
-    allocation: Allocation
     explanation: str
+    allocation: Allocation | None = None
 
     @property
     def unit_cost(self) -> Decimal:
@@ -464,6 +524,7 @@ class ProductClosing:
     cases: int
     options: tuple[Option, ...]
     summary: str
+    members: int = 0
 
     @property
     def base(self) -> Option | None:
@@ -476,6 +537,28 @@ class ProductClosing:
     @property
     def jumps(self) -> tuple[Option, ...]:
         return self.options[1:]
+
+    @property
+    def demand(self) -> Demand:
+        return Demand(self.firm_total, self.tolerance_total, self.members)
+
+    def allocate(self, option: Option, commitments: Iterable[Commitment]) -> Allocation:
+        """The share of every member under ``option``, from the commitments this closing totals.
+
+        Exactly the allocation :func:`close_product` attaches to the option.
+        Refuses commitments whose totals are not this closing's (they changed
+        since, or belong to another product): the option's figures would not
+        be theirs.
+        """
+        if option not in self.options:
+            raise ValueError("the option is not one of this product's")
+        counted = _counted(commitments)
+        found = Demand.of(counted)
+        if found != self.demand:
+            raise ValueError(f"the commitments total {found}, not {self.demand} as the options assume")
+        if option.allocation is not None:
+            return option.allocation
+        return _allocate(option.member_units, counted, self.rules.policy)
 
 
 def _money(amount: Decimal) -> str:
@@ -511,22 +594,29 @@ def _option(
     member_take: int,
     terms: ProductTerms,
     rules: ClosingRules,
-    allocation: Allocation,
+    demand: Demand,
 ) -> Option:
+    """An option's figures from the totals: firm is served before tolerance, whatever the policy."""
     reached = price_break_for(units, terms.price_breaks)
     below = reached is None
     price_break = reached or terms.price_breaks[0]
-    revenue = (terms.club_price * member_take).quantize(ZERO)
+    firm_units = min(member_take, demand.firm)
+    tolerance_units = min(member_take - firm_units, demand.tolerance)
+    member_units = firm_units + tolerance_units
+    revenue = (terms.club_price * member_units).quantize(ZERO)
     cost = (price_break.unit_cost * units).quantize(ZERO)
     recovery = round_money(rules.operating_share * revenue)
-    free_units = units - member_take
+    free_units = units - member_units
     return Option(
         kind=kind,
         units=units,
         cases=units // terms.pack_size,
         price_break=price_break,
         below_lowest_break=below,
-        member_units=member_take,
+        member_units=member_units,
+        firm_units=firm_units,
+        tolerance_units=tolerance_units,
+        short=demand.firm - firm_units,
         free_units=free_units,
         supplier_cost=cost,
         revenue=revenue,
@@ -537,7 +627,6 @@ def _option(
         cheaper=False,
         little_more=False,
         recommended=False,
-        allocation=allocation,
         explanation="",
     )
 
@@ -562,11 +651,10 @@ def _explain(option: Option, terms: ProductTerms, rules: ClosingRules) -> str:
         )
     else:
         lines.append(f"Price break reached: {pb.min_units}+ at {_money(pb.unit_cost)} each.")
-    allocation = option.allocation
-    short = allocation.short
+    short = option.short
     received = (
         f"Members receive {option.member_units} "
-        f"({allocation.firm_units} firm, {allocation.tolerance_units} from tolerance)"
+        f"({option.firm_units} firm, {option.tolerance_units} from tolerance)"
     )
     lines.append(received + (f"; {short} firm {name} short." if short else "."))
     if option.free_units:
@@ -598,35 +686,23 @@ def _explain(option: Option, terms: ProductTerms, rules: ClosingRules) -> str:
     return " ".join(lines)
 
 
-def close_product(
-    terms: ProductTerms,
-    commitments: Iterable[Commitment],
-    rules: ClosingRules | None = None,
-) -> ProductClosing:
-    """Preview closing one product: the base option and every price-break jump.
+def close_demand(terms: ProductTerms, demand: Demand, rules: ClosingRules | None = None) -> ProductClosing:
+    """Preview closing one product from its totals: the base option and every price-break jump.
 
     Nothing is chosen here: the admin picks an option; ``recommended`` marks
-    the lowest supplier cost. Each option carries the allocation per member.
+    the lowest supplier cost. The options carry no allocation per member
+    (:meth:`ProductClosing.allocate` computes it for one option).
     """
     rules = rules or ClosingRules()
-    counted = _counted(commitments)
-    firm_total = sum(c.quantity for c in counted)
-    tolerance_total = sum(c.tolerance for c in counted)
+    firm_total, tolerance_total = demand.firm, demand.tolerance
     pack = terms.pack_size
     cases = whole_cases(firm_total, tolerance_total, pack)
     base_units = cases * pack
     summary = _case_summary(firm_total, tolerance_total, pack, cases, terms.units_name)
     if firm_total == 0:
-        return ProductClosing(terms, rules, 0, tolerance_total, 0, (), summary)
+        return ProductClosing(terms, rules, 0, tolerance_total, 0, (), summary, demand.members)
 
-    allocations: dict[int, Allocation] = {}
-
-    def allocation_of(member_take: int) -> Allocation:
-        if member_take not in allocations:
-            allocations[member_take] = _allocate(member_take, counted, rules.policy)
-        return allocations[member_take]
-
-    base = _option(OptionKind.BASE, base_units, base_units, terms, rules, allocation_of(base_units))
+    base = _option(OptionKind.BASE, base_units, base_units, terms, rules, demand)
     options = [base]
     # A jump draws on no more tolerance than the case rule did, but fills firm.
     jump_take = max(base_units, firm_total)
@@ -638,9 +714,7 @@ def close_product(
         if units in seen:
             continue
         seen.add(units)
-        options.append(
-            _option(OptionKind.JUMP, units, jump_take, terms, rules, allocation_of(jump_take))
-        )
+        options.append(_option(OptionKind.JUMP, units, jump_take, terms, rules, demand))
 
     base_cost = base.supplier_cost
     cheapest = min(options, key=lambda o: (o.supplier_cost, -o.units))
@@ -656,7 +730,28 @@ def close_product(
             recommended=option is cheapest,
         )
         finished.append(replace(flagged, explanation=_explain(flagged, terms, rules)))
-    return ProductClosing(terms, rules, firm_total, tolerance_total, cases, tuple(finished), summary)
+    return ProductClosing(terms, rules, firm_total, tolerance_total, cases, tuple(finished), summary,
+                          demand.members)
+
+
+def close_product(
+    terms: ProductTerms,
+    commitments: Iterable[Commitment],
+    rules: ClosingRules | None = None,
+) -> ProductClosing:
+    """Preview closing one product from its commitments: :func:`close_demand`, and each
+    option's allocation per member (options buying the same units for members share one).
+    """
+    rules = rules or ClosingRules()
+    counted = _counted(commitments)
+    closing = close_demand(terms, Demand.of(counted), rules)
+    allocations: dict[int, Allocation] = {}
+    options = []
+    for option in closing.options:
+        if option.member_units not in allocations:
+            allocations[option.member_units] = _allocate(option.member_units, counted, rules.policy)
+        options.append(replace(option, allocation=allocations[option.member_units]))
+    return replace(closing, options=tuple(options))
 
 
 # ---------------------------------------------------------------------------

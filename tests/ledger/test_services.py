@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from buyersclub.actor import Actor
 from buyersclub.audit.models import AuditEvent
 from buyersclub.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from buyersclub.ledger import chart
+from buyersclub.ledger import chart, services
 from buyersclub.ledger.models import JournalEntry, Posting
 from buyersclub.ledger.services import (
     Line,
@@ -266,3 +266,58 @@ def test_an_entry_a_document_posted_is_reversed_only_through_that_document(sessi
     with pytest.raises(Conflict, match=r"belongs to grant #7"):
         reverse_entry(clerk, reversal.id, "Undo the withdrawal")
     assert account_balance(chart.FUND_UNRESTRICTED) == D("0.00")
+
+
+@pytest.fixture
+def many_organisations(session):
+    return [factories.OrganisationFactory(name=f"Programme {number:03d}").id for number in range(150)]
+
+
+def receivables_entry(actor, organisation_ids, **kwargs):
+    """One line per organisation (150: the bulk path), 1.00 to 150.00, and the sales credit."""
+    lines = [Line(chart.RECEIVABLES, D(number + 1), organisation_id=organisation_id, memo=f"Line {number}")
+             for number, organisation_id in enumerate(organisation_ids)]
+    total = sum((line.amount for line in lines), D("0"))
+    return post_entry(actor, entry_date=date(2026, 3, 2), memo="Round close", kind="round_close",
+                      lines=[*lines, Line(chart.SALES, -total)], **kwargs)
+
+
+def test_an_entry_of_many_lines_is_written_in_bulk_with_every_line_and_audited(session, clerk,
+                                                                              many_organisations):
+    assert len(many_organisations) >= services.BULK_LINES
+    entry = receivables_entry(clerk, many_organisations, source=("round", 3))
+
+    assert session.scalar(select(func.count()).where(Posting.entry_id == entry.id)) == 151
+    assert [(p.account.code, p.amount, p.organisation_id, p.memo) for p in entry.postings][:2] == [
+        (chart.RECEIVABLES, D("1.00"), many_organisations[0], "Line 0"),
+        (chart.RECEIVABLES, D("2.00"), many_organisations[1], "Line 1"),
+    ]
+    assert entry.postings[-1].amount == D("-11325.00")  # 1 + 2 + ... + 150
+    assert [p.id for p in entry.postings] == sorted(p.id for p in entry.postings)
+    assert organisation_balances(chart.RECEIVABLES)[many_organisations[149]] == D("150.00")
+    assert trial_balance().balanced
+    event = session.scalars(select(AuditEvent).where(AuditEvent.entity_type == "journal_entry",
+                                                     AuditEvent.entity_id == entry.id)).one()
+    assert len(event.after["lines"]) == 151
+    assert event.after["lines"][0] == {"account": chart.RECEIVABLES, "amount": "1.00",
+                                       "organisation_id": many_organisations[0], "memo": "Line 0"}
+
+    reversal = reverse_entry(clerk, entry.id, "Closed by mistake", by_its_document=True)
+    assert [p.amount for p in reversal.postings][:2] == [D("-1.00"), D("-2.00")]
+    assert organisation_balances(chart.RECEIVABLES)[many_organisations[149]] == D("0.00")
+
+
+def test_a_faulty_line_among_many_is_refused_naming_it_and_nothing_is_written(session, clerk,
+                                                                             many_organisations):
+    before = count(session, Posting), count(session, JournalEntry)
+    with pytest.raises(InvalidInput) as refused:
+        receivables_entry(clerk, [*many_organisations[:120], 999_999, *many_organisations[120:]])
+    assert refused.value.field == "lines.120.organisation_id"
+    assert (count(session, Posting), count(session, JournalEntry)) == before
+
+
+def test_the_postings_of_an_entry_of_many_lines_are_append_only_too(session, clerk, many_organisations):
+    entry = receivables_entry(clerk, many_organisations)
+    entry.postings[5].amount = D("7.00")
+    with pytest.raises(Conflict):
+        session.flush()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +18,7 @@ from buyersclub.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from buyersclub.ledger import chart
 from buyersclub.ledger.models import JournalEntry
 from buyersclub.ledger.services import Line, account_balance, organisation_balances, post_entry, trial_balance
+from orders import engine
 from orders.models import Allocation, AllocationSource, Commitment, OptionKind, ProductClosing, RoundStatus
 from orders.services import closing, commitments, rounds
 from tests import factories
@@ -73,14 +77,21 @@ def test_the_preview_shows_39_cases_without_a_jump_and_c_gets_108(admin, naloxon
     base, jump = result.options
     assert (base.units, base.unit_cost, base.supplier_cost) == (936, D("38.00"), D("35568.00"))
     assert (base.revenue, base.margin, base.free_units) == (D("37440.00"), D("1872.00"), 0)
-    assert base.allocation.units_for(members["C"]) == 108
+    assert (base.firm_units, base.tolerance_units, base.short) == (924, 12, 0)
     assert (jump.units, jump.unit_cost, jump.margin, jump.free_units) == (960, D("31.00"), D("7680.00"), 24)
     assert jump.cheaper and jump.recommended and not base.recommended
     totals = preview.default_totals  # the base option, unless the admin chooses
     assert (totals.revenue, totals.supplier_cost, totals.margin) == (D("37440.00"), D("35568.00"),
                                                                    D("1872.00"))
     assert preview.minimum_met()
-    assert preview.organisation_names[members["A"]] == "Programme A"
+
+    # The allocation per member, computed for the product on demand: C gets 108 either way.
+    shown = closing.product_allocations(Actor.for_user(admin), found.id, product.product_id)
+    assert [option.units for option in shown.closing.options] == [936, 960]
+    for option in shown.closing.options:
+        assert option.allocation.units_for(members["C"]) == 108
+        assert option.allocation.units_by_member() == {members["A"]: 480, members["B"]: 300,
+                                                       members["C"]: 108, members["D"]: 48}
 
 
 def test_the_preview_reads_two_tables_whatever_the_number_of_members(admin, naloxone, worked_example,
@@ -88,13 +99,14 @@ def test_the_preview_reads_two_tables_whatever_the_number_of_members(admin, nalo
     found, _ = worked_example
     actor = Actor.for_user(admin)
     with count_queries() as few:
-        closing.preview_close(actor, found.id, with_names=False)
+        closing.preview_close(actor, found.id)
     for index in range(20):
         commitments.set_commitment(Actor.for_user(member_of(f"More {index}")), found.id, naloxone.id,
                                    quantity=24)
     with count_queries() as many:
-        closing.preview_close(actor, found.id, with_names=False)
+        preview = closing.preview_close(actor, found.id)
     assert many.count == few.count
+    assert (preview.products[0].closing.members, preview.products[0].closing.firm_total) == (24, 924 + 480)
 
 
 def test_closing_with_the_jump_buys_960_and_posts_one_balanced_entry(session, admin, naloxone,
@@ -116,6 +128,7 @@ def test_closing_with_the_jump_buys_960_and_posts_one_balanced_entry(session, ad
     assert got == {members["A"]: (480, 0), members["B"]: (300, 0), members["C"]: (96, 12),
                    members["D"]: (48, 0)}
     assert all(row.source == AllocationSource.CLOSE and row.superseded_at is None for row in rows)
+    assert {row.created_at for row in rows} == {found.closed_at}  # written in bulk, read back the same
     assert {row.product_closing_id for row in rows} == {stored.id}
 
     entry = session.get(JournalEntry, result.journal_entry.id)
@@ -281,3 +294,91 @@ def test_first_come_first_served_uses_the_commitment_order(session, admin, nalox
     assert got == {first.organisation_id: 20, second.organisation_id: 4}
     assert result.closings[0].units == 24
     assert session.scalar(select(func.count()).select_from(Commitment)) == 2
+
+
+@pytest.mark.parametrize("policy", ["proportional", "first_come_first_served"])
+def test_the_close_stores_exactly_the_engines_allocation_when_units_are_short(session, admin, policy):
+    """Two products, members short on one: every stored row is the engine's, computed over the commitments."""
+    supplier = factories.SupplierFactory()
+    spray = factories.ProductFactory(supplier=supplier, name="Spray")
+    strips = factories.ProductFactory(supplier=supplier, name="Strips", pack_size=10)
+    found = open_round(admin, spray, strips, policy=policy)
+    for number in range(17):
+        user = member_of(f"Programme {number:02d}")
+        # 111 firm and 4 tolerance of spray: 4 full cases, 15 boxes short; 38 strips: 8 short.
+        commitments.set_commitment(Actor.for_user(user), found.id, spray.id, quantity=1 + (number * 7) % 13,
+                                   tolerance=1 if number % 5 == 0 else 0)
+        if number % 2:
+            commitments.set_commitment(Actor.for_user(user), found.id, strips.id, quantity=3 + number % 5)
+    donate(admin, "1000.00")  # small orders cost more than the club price: the fund pays the difference
+    actor = Actor.for_user(admin)
+    preview = closing.preview_close(actor, found.id)
+    assert [each.closing.base.short for each in preview.products] == [15, 8]
+    result = closing.commit_close(actor, found.id)
+
+    stored = {(row.product_id, row.organisation_id): (row.firm_units, row.tolerance_units)
+              for row in session.scalars(select(Allocation).where(Allocation.round_id == found.id))}
+    expected = {}
+    for each in preview.products:
+        rows = session.scalars(select(Commitment).where(Commitment.round_id == found.id,
+                                                        Commitment.product_id == each.product_id)).all()
+        full = engine.close_product(each.closing.terms, [
+            engine.Commitment(row.organisation_id, row.quantity, row.tolerance,
+                              (row.first_committed_at, row.id)) for row in rows], each.closing.rules)
+        assert replace(full.base, allocation=None) == each.closing.base  # the totals gave the same option
+        expected.update({(each.product_id, line.member): (line.firm_units, line.tolerance_units)
+                         for line in full.base.allocation.members})
+    assert stored == expected and result.allocations == len(expected) == 17 + 8
+    receivables = organisation_balances(chart.RECEIVABLES)
+    for organisation_id in {member for _, member in stored}:
+        units = sum(sum(parts) for (_, member), parts in stored.items() if member == organisation_id)
+        assert receivables.get(organisation_id, D("0")) == D("40.00") * units
+    assert trial_balance().balanced
+
+
+def test_the_fingerprint_changes_when_members_trade_units(session, admin, naloxone, worked_example):
+    """The totals stay the same, the commitments behind them do not: the reviewed preview is stale."""
+    found, members = worked_example
+    actor = Actor.for_user(admin)
+    reviewed = closing.preview_close(actor, found.id)
+    a_staff = session.scalar(select(User).where(User.organisation_id == members["A"]))
+    b_staff = session.scalar(select(User).where(User.organisation_id == members["B"]))
+    commitments.set_commitment(Actor.for_user(a_staff), found.id, naloxone.id, quantity=470)
+    commitments.set_commitment(Actor.for_user(b_staff), found.id, naloxone.id, quantity=310)
+    now = closing.preview_close(actor, found.id)
+    assert now.products[0].closing.demand == reviewed.products[0].closing.demand
+    assert now.fingerprint != reviewed.fingerprint
+    with pytest.raises(Conflict):
+        closing.commit_close(actor, found.id, expected_fingerprint=reviewed.fingerprint)
+
+
+def test_a_page_of_savings_is_read_from_the_database(session, admin, naloxone, worked_example):
+    found, members = worked_example
+    actor = Actor.for_user(admin)
+    closing.commit_close(actor, found.id, {naloxone.id: 960})
+    every = closing.savings_for(actor, found.id)
+    first, total = closing.savings_page(actor, found.id, page=1, per_page=3)
+    second, _ = closing.savings_page(actor, found.id, page=2, per_page=3)
+    assert total == 4 and len(first) == 3 and len(second) == 1
+    assert first + second == every
+    assert [row.organisation_id for row in every] == sorted(members.values())
+
+
+@pytest.mark.postgres_only
+def test_a_failed_copy_of_allocation_rows_fails_the_close_in_the_callers_thread(session, admin, naloxone,
+                                                                               worked_example, monkeypatch):
+    """The rows are copied on a thread while the next product is allocated: its failure is the close's."""
+    import psycopg
+
+    found, _ = worked_example
+    writer = closing._allocation_writer
+
+    @contextmanager
+    def pointing_nowhere(round_, now):
+        with writer(round_, now) as write:
+            yield lambda row, allocation: write(
+                SimpleNamespace(product_id=row.product_id, id=row.id + 10_000), allocation)
+
+    monkeypatch.setattr(closing, "_allocation_writer", pointing_nowhere)
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        closing.commit_close(Actor.for_user(admin), found.id)

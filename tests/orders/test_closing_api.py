@@ -57,6 +57,39 @@ def test_the_preview_lists_the_options_with_money_as_strings(client, admin, auth
     assert data["totals"]["revenue"] == "37440.00" and data["minimum_met"] is True
 
 
+def test_a_large_round_pages_the_allocations_instead_of_listing_them(client, admin, auth, naloxone, example,
+                                                                     monkeypatch):
+    found, staff = example
+    monkeypatch.setattr("orders.close_api.INLINE_ALLOCATIONS", 3)  # the example has 4 commitments
+    data = client.get(f"/api/v1/rounds/{found.id}/close-preview", headers=auth(admin)).get_json()
+    assert data["allocations_inline"] is False and data["commitments"] == 4
+    [product] = data["products"]
+    assert product["members"] == 4
+    base, jump = product["options"]
+    assert base["allocations"] is None and jump["allocations"] is None
+    assert (base["firm_units"], base["tolerance_units"], base["short"]) == (924, 12, 0)
+
+    first = client.get(jump["allocations_url"] + "&per_page=3", headers=auth(admin)).get_json()
+    assert (first["page"], first["pages"], first["total"]) == (1, 2, 4)
+    rest = client.get(jump["allocations_url"] + "&per_page=3&page=2", headers=auth(admin)).get_json()
+    lines = {line["organisation_id"]: line for line in first["items"] + rest["items"]}
+    c = lines[staff["C"].organisation_id]
+    fields = ("quantity", "tolerance", "firm_units", "tolerance_units", "units")
+    assert [c[name] for name in fields] == [96, 24, 96, 12, 108]
+    assert sum(line["units"] for line in lines.values()) == jump["member_units"] == 936
+    assert sorted(lines) == [line["organisation_id"] for line in first["items"] + rest["items"]]
+
+    url = f"/api/v1/rounds/{found.id}/close-preview/products/{naloxone.id}/allocations"
+    base_page = client.get(url, headers=auth(admin)).get_json()  # no units: the base option
+    assert {line["organisation_id"]: line["units"] for line in base_page["items"]} == {
+        organisation_id: line["units"] for organisation_id, line in lines.items()}
+    wrong = client.get(url + "?units=950", headers=auth(admin))
+    assert wrong.status_code == 400 and wrong.get_json()["error"]["field"] == "units"
+    assert client.get(url.replace(f"/{naloxone.id}/", f"/{naloxone.id + 999}/"),
+                      headers=auth(admin)).status_code == 404
+    assert client.get(url, headers=auth(staff["A"])).status_code == 403
+
+
 def test_closing_with_a_choice_then_reading_allocations(client, admin, auth, naloxone, example):
     found, staff = example
     response = client.post(f"/api/v1/rounds/{found.id}/close", headers=auth(admin),

@@ -42,7 +42,8 @@ def test_admin_previews_reviews_and_closes_with_the_jump(sign_in, admin, example
     assert "recommended" in body and "cheaper" in body
     assert "$35,568.00" in body and "$29,760.00" in body and "$7,680.00" in body
     assert re.search(rf'name="p{naloxone.id}" value="936" checked', body)  # the base by default
-    assert "Programme C" in body
+    assert "936 (12 from tolerance)" in body  # members receive: C's tolerance fills the 39th case
+    assert f"/rounds/{found.id}/close/products/{naloxone.id}" in body and "(4 members)" in body
 
     review = client.get(f"/rounds/{found.id}/close/review?p{naloxone.id}=960")
     assert review.status_code == 200
@@ -96,9 +97,46 @@ def test_the_member_sees_their_allocation_and_savings(sign_in, admin, example):
     assert "pays $960.00 more: to the fund" in body
 
 
+def test_the_allocation_per_member_under_each_option_is_a_page_of_its_own(sign_in, admin, example):
+    found, naloxone, _ = example
+    page = sign_in(admin).get(f"/rounds/{found.id}/close/products/{naloxone.id}")
+    assert page.status_code == 200
+    rows = {name: re.findall(r'<td data-label="[^"]+" class="num">([^<]*)</td>', cells)
+            for name, cells in re.findall(r'<td data-label="Member">(Programme [A-D])</td>(.*?)</tr>',
+                                          page.get_data(as_text=True), re.S)}
+    # Committed, tolerance, then what each option gives: C gets 108 either way, 12 of them tolerance.
+    assert rows == {"Programme A": ["480", "0", "480", "480"], "Programme B": ["300", "0", "300", "300"],
+                    "Programme C": ["96", "24", "108 (12 from tolerance)", "108 (12 from tolerance)"],
+                    "Programme D": ["48", "0", "48", "48"]}
+    assert "Base: 936 units" in text(page) and "Jump to 960 units" in text(page)
+    assert "Members 1 to 4 of 4" in text(page)
+
+
+def test_a_product_page_for_a_product_not_in_the_round_is_404(sign_in, admin, example):
+    found, naloxone, _ = example
+    assert sign_in(admin).get(f"/rounds/{found.id}/close/products/{naloxone.id + 999}").status_code == 404
+
+
+def test_the_admins_allocations_are_paged(sign_in, admin, example, monkeypatch):
+    found, naloxone, _ = example
+    client = sign_in(admin)
+    assert client.post(f"/rounds/{found.id}/close", data={f"p{naloxone.id}": "960"}).status_code == 302
+    monkeypatch.setattr("orders.close_views.ALLOCATIONS_PER_PAGE", 3)
+    first = text(client.get(f"/rounds/{found.id}/allocations"))
+    assert "Page 1 of 2" in first
+    second = text(client.get(f"/rounds/{found.id}/allocations?page=2"))
+    shown = [name for name in ("Programme A", "Programme B", "Programme C", "Programme D")
+             if name in first]
+    assert len(shown) == 3 and [name for name in ("Programme A", "Programme B", "Programme C",
+                                                   "Programme D") if name in second] == [
+        name for name in ("Programme A", "Programme B", "Programme C", "Programme D") if name not in shown]
+    assert "Page 2 of 2" in second
+
+
 def test_members_cannot_reach_the_close_pages(sign_in, member, example):
     found, naloxone, _ = example
     client = sign_in(member)
     assert client.get(f"/rounds/{found.id}/close").status_code == 403
+    assert client.get(f"/rounds/{found.id}/close/products/{naloxone.id}").status_code == 403
     assert client.post(f"/rounds/{found.id}/close", data={f"p{naloxone.id}": "936"}).status_code == 403
     assert found.status == RoundStatus.OPEN

@@ -7,6 +7,7 @@ import itertools
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -523,6 +524,47 @@ def test_close_product_invariants(terms, commitments, policy):
             assert allocation.short == 0  # a jump buys every firm unit
             assert option.cheaper == (option.supplier_cost < base.supplier_cost)
     assert [o.units for o in closing.options] == sorted({o.units for o in closing.options})
+
+
+@given(terms=terms_strategy, commitments=commitment_lists, policy=policies)
+@settings(max_examples=200)
+def test_the_totals_give_the_same_options_as_the_commitments(terms, commitments, policy):
+    """What a GROUP BY returns is enough for every option's figures; the allocation agrees with them."""
+    rules = ClosingRules(policy=policy, operating_share="0.05")
+    full = close_product(terms, commitments, rules)
+    from_totals = engine.close_demand(terms, engine.Demand.of(commitments), rules)
+    assert from_totals.demand == full.demand == engine.Demand(
+        sum(c.quantity for c in commitments if c.quantity),
+        sum(c.tolerance for c in commitments if c.quantity),
+        sum(1 for c in commitments if c.quantity))
+    assert [replace(option, allocation=None) for option in full.options] == list(from_totals.options)
+    assert replace(full, options=()) == replace(from_totals, options=())
+    for option, bare in zip(full.options, from_totals.options, strict=True):
+        allocation = option.allocation
+        assert (allocation.firm_units, allocation.tolerance_units, allocation.short) == (
+            option.firm_units, option.tolerance_units, option.short)
+        assert allocation.allocated == option.member_units
+        # One option allocated on its own is the one close_product attaches, whatever the order.
+        shuffled = list(reversed(commitments))
+        assert from_totals.allocate(bare, shuffled) == allocation
+
+
+def test_allocating_an_option_refuses_commitments_it_was_not_made_from():
+    closing = engine.close_demand(NALOXONE, engine.Demand.of(WORKED_EXAMPLE))
+    base = closing.base
+    assert closing.allocate(base, WORKED_EXAMPLE).units_for(C) == 108
+    with pytest.raises(ValueError, match="commitments total"):
+        closing.allocate(base, [*WORKED_EXAMPLE, Commitment(99, 24)])
+    other = engine.close_demand(NALOXONE, engine.Demand(24, 0, 1))
+    with pytest.raises(ValueError, match="not one of this product's"):
+        closing.allocate(other.base, WORKED_EXAMPLE)
+
+
+@pytest.mark.parametrize(("firm", "tolerance", "members"), [(10, 0, 0), (0, 0, 1), (0, 5, 0), (2, 0, 3),
+                                                             (-1, 0, 1), (True, 0, 1)])
+def test_impossible_totals_are_refused(firm, tolerance, members):
+    with pytest.raises(ValueError):
+        engine.Demand(firm, tolerance, members)
 
 
 @given(terms=terms_strategy, commitments=commitment_lists, seed=st.integers())
