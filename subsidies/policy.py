@@ -48,8 +48,27 @@ class NeedWeight:
     inputs: dict[str, Any]
 
     def explain(self) -> str:
-        lines = " + ".join(f"{points} ({what})" for what, points in self.parts)
-        return f"need weight {self.value} = {lines}"
+        """The weight and the points it adds up, as a person reads numbers ("2.5", not "5/2")."""
+        lines = " + ".join(f"{plain_number(points)} ({what})" for what, points in self.parts)
+        return f"need weight {plain_number(self.value)} = {lines}"
+
+
+def plain_number(value: Fraction) -> str:
+    """An exact number written out in decimals (``2.5``, ``-0.75``, ``11``); a fraction such as
+    ``7/3``, which no decimal writes exactly, stays a fraction.
+    """
+    rest, places = value.denominator, 0
+    for factor in (2, 5):
+        count = 0
+        while rest % factor == 0:
+            rest //= factor
+            count += 1
+        places = max(places, count)
+    if rest != 1:
+        return str(value)
+    digits = str(abs(value.numerator) * 10**places // value.denominator).rjust(places + 1, "0")
+    whole, decimals = digits[: len(digits) - places], digits[len(digits) - places :]
+    return ("-" if value < 0 else "") + (f"{whole}.{decimals}" if places else whole)
 
 
 def _points(value: Any) -> Fraction:

@@ -567,24 +567,122 @@ def test_override_fixes_one_award_and_the_rest_still_adds_up(members, money, pol
             assert allocation.award(key, other_category) == other_line.cents
 
 
+def filled_columns(allocation, category):
+    """The water-filled members' products (weight x bill, scaled to integers), caps and floors."""
+    products, caps, floors = [], [], []
+    for member in allocation.members.values():
+        line = member.lines.get(category)
+        if line is None or line.limit in (Limit.NOT_ELIGIBLE, Limit.OVERRIDE):
+            continue
+        products.append(int(Fraction(member.weight) * line.bill * 1_000_000_000))
+        caps.append(line.cap)
+        floors.append(line.floor)
+    return products, caps, floors
+
+
 @settings(max_examples=60, deadline=None)
 @given(member_lists(max_size=30), funds, policies)
-def test_float_guided_search_agrees_with_the_exact_one(members, money, policy):
+def test_every_way_to_the_level_finds_the_same_one(members, money, policy):
+    # Newton's steps from a sampled guess, then the sorted search with float keys, then with exact
+    # keys: each of the first two may give up (floats could not tell), never give another answer.
     allocation = allocate_subsidies(members, money, policy)
     for category, outcome in allocation.categories.items():
         if outcome.floors_scaled:
             continue
-        products, caps, floors = [], [], []
-        for member in allocation.members.values():
-            line = member.lines.get(category)
-            if line is None or line.limit in (Limit.NOT_ELIGIBLE, Limit.OVERRIDE):
-                continue
-            products.append(int(Fraction(member.weight) * line.bill * 1_000_000_000))
-            caps.append(line.cap)
-            floors.append(line.floor)
-        available = outcome.available
+        products, caps, floors = filled_columns(allocation, category)
+        available = outcome.available - outcome.overridden
         if not products or available >= sum(caps):
             continue
-        fast = engine._level_segment(products, caps, floors, available, exact_keys=False)
         exact = engine._level_segment(products, caps, floors, available, exact_keys=True)
-        assert Fraction(*fast) == Fraction(*exact)
+        assert exact is not None
+        surplus, denominator, capped, off_floor = exact
+        # At that level, floors still held, caps reached and λ · weight · bill for the rest spend the money.
+        rows = list(zip(products, caps, floors, capped, off_floor, strict=True))
+        held = sum(floor for _, _, floor, _, off in rows if not off) + sum(
+            cap for _, cap, _, at_cap, _ in rows if at_cap
+        )
+        at_level = sum(product for product, _, _, at_cap, off in rows if off and not at_cap)
+        assert held + Fraction(surplus, denominator) * at_level == available
+        for found in (
+            engine._level_by_newton(products, caps, floors, available),
+            engine._level_segment(products, caps, floors, available, exact_keys=False),
+        ):
+            assert found is None or found == exact
+
+
+@PROPERTIES
+@given(member_lists(), funds, policies)
+def test_the_sorted_search_gives_the_same_allocation_as_newtons_steps(members, money, policy):
+    first = allocate_subsidies(members, money, policy)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "_level_by_newton", lambda *args: None)
+        again = allocate_subsidies(members, money, policy)
+    assert again == first
+
+
+def test_a_large_club_is_water_filled_exactly(monkeypatch):
+    rng = random.Random(20261122)
+    weights = [1, 3, Fraction(5, 2), Decimal("1.75"), "7/3"]
+    members = [
+        Member(f"org-{number}", rng.choice(weights), {"naloxone": rng.randint(1, 500_000)},
+               eligible=rng.random() < 0.9)
+        for number in range(3_000)
+    ]  # fmt: skip
+    sorted_searches = []
+    real = engine._level_segment
+
+    def spy(*args, exact_keys):
+        sorted_searches.append(exact_keys)
+        return real(*args, exact_keys=exact_keys)
+
+    monkeypatch.setattr(engine, "_level_segment", spy)
+    caps = [min(member.bills["naloxone"] // 2, 40_000) for member in members if member.eligible]
+    floors, caps = sum(min(cap, 2_500) for cap in caps), sum(caps)
+    for money in (floors + (caps - floors) // 10, (floors + caps) // 2, caps - 1):
+        allocation = allocate_subsidies(members, Funds(money), EXAMPLE_POLICY)
+        outcome = allocation.categories["naloxone"]
+        assert outcome.paid == money and not outcome.floors_scaled
+        paid = 0
+        for member in members:
+            line = allocation.members[member.key].lines["naloxone"]
+            paid += line.cents
+            if member.eligible:
+                level = outcome.level * Fraction(member.weight) * line.bill
+                assert line.exact == min(max(level, line.floor), line.cap)
+                assert line.floor <= line.cents <= line.cap and abs(line.cents - line.exact) < 1
+        assert paid == money
+    # Newton's steps settled every time: the sorted search is only a fallback.
+    assert sorted_searches == []
+
+
+def test_awards_read_alike_however_they_are_read():
+    override = Override("B", "naloxone", 20_000, reason="fire destroyed their stock")
+    allocation = allocate_subsidies(example_members(), Funds(123_457), EXAMPLE_POLICY, [override])
+    one_by_one = {key: allocation.members[key] for key in allocation.members}
+    assert list(one_by_one) == ["A", "B", "C", "D", "G", "E"]  # the order they were given
+    assert dict(allocation.members.items()) == one_by_one == allocation.members
+    assert list(allocation.members.values()) == list(one_by_one.values())
+    assert len(allocation.members) == 6 and "E" in allocation.members and "Z" not in allocation.members
+    for key, award in one_by_one.items():
+        assert allocation.award(key, "naloxone") == award.lines["naloxone"].cents == award.cents
+        assert allocation.award(key, "pipes") == 0
+    assert one_by_one["B"].lines["naloxone"].reason == "fire destroyed their stock"
+    with pytest.raises(KeyError):
+        allocation.members["Z"]
+
+
+def test_weights_beyond_what_floats_hold_are_still_shared_exactly():
+    policy = Policy({"naloxone": CategoryPolicy(floor_cents=100)})
+    tiny = [
+        Member("a", Fraction(1, 10**400), {"naloxone": 1_000}),
+        Member("b", Fraction(3, 10**401), {"naloxone": 5_000}),
+    ]
+    # Weight x bill: 10 and 15 (over 10**401): 1,500 cents go 600 and 900.
+    assert allocate_subsidies(tiny, Funds(1_500), policy).awards() == {
+        "a": {"naloxone": 600},
+        "b": {"naloxone": 900},
+    }
+    huge = [Member("a", Fraction(10**400), {"naloxone": 1_000}), Member("b", 1, {"naloxone": 5_000})]
+    allocation = allocate_subsidies(huge, Funds(1_500), policy)
+    assert allocation.awards() == {"a": {"naloxone": 1_000}, "b": {"naloxone": 500}}
+    assert allocation.members["a"].lines["naloxone"].limit is Limit.CAP
