@@ -47,6 +47,11 @@ class NeedWeight:
     # The inputs themselves, for the run's snapshot.
     inputs: dict[str, Any]
 
+    @property
+    def shown(self) -> str:
+        """The weight as a person reads it: "2.5", not "5/2"."""
+        return plain_number(self.value)
+
     def explain(self) -> str:
         """The weight and the points it adds up, as a person reads numbers ("2.5", not "5/2")."""
         lines = " + ".join(f"{plain_number(points)} ({what})" for what, points in self.parts)

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from subsidies.policy import DEFAULT_WEIGHTS, need_weight, plain_number
+from subsidies.policy import DEFAULT_WEIGHTS, NeedWeight, need_weight, plain_number
 
 
 def test_points_with_decimals_read_as_decimals_and_the_weight_stays_exact():
@@ -35,3 +35,8 @@ def test_points_with_decimals_read_as_decimals_and_the_weight_stays_exact():
 )
 def test_plain_numbers(value, text):
     assert plain_number(value) == text
+
+
+def test_the_policy_page_shows_a_weight_as_a_decimal():
+    weight = NeedWeight(Fraction(39, 4), (("base", Fraction(1, 2)),), {})
+    assert weight.shown == "9.75" and weight.value == Fraction(39, 4)
