@@ -23,8 +23,9 @@ FLASK := $(BIN)/flask --app buyersclub
 # in fonts found through fontconfig (never downloaded).
 DEBIAN_PACKAGES = libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 # The PDF tests read PDFs back with poppler's pdftotext and pdftoppm; the browser
-# tests drive Debian's chromium (Playwright cannot download one here).
-test: DEBIAN_PACKAGES += poppler-utils --optional chromium
+# tests drive Debian's chromium (Playwright cannot download one here); the exported journal
+# is checked with the real hledger.
+test: DEBIAN_PACKAGES += poppler-utils hledger --optional chromium
 
 .PHONY: help run test debian-packages ci-needs-postgres
 
@@ -78,9 +79,11 @@ test: ci-needs-postgres debian-packages $(INSTALLED)
 
 # Benchmarks (figures printed, not pass/fail): closing a round of 5,000 members x 20 products
 # on SQLite and PostgreSQL (BUYERSCLUB_BENCH_DATABASE_URL, or a database bc_bench_close it
-# creates on 127.0.0.1), then the subsidy engine.
+# creates on 127.0.0.1), then the subsidy engine, then a round's 1,000 invoice PDFs (1 and 2
+# processes against bare WeasyPrint).
 .PHONY: bench
 bench: $(INSTALLED)
 	$(BIN)/python scripts/bench_close.py
 	$(BIN)/python scripts/bench_subsidies.py
 	$(BIN)/python scripts/bench_subsidy_run.py
+	$(BIN)/python scripts/bench_invoice_pdfs.py

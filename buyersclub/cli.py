@@ -133,10 +133,13 @@ def demo(if_empty: bool, force: bool) -> None:
 
 
 def register(app: Flask) -> None:
-    from invoices.cli import issue_invoices
+    from invoices.cli import issue_invoices, render_invoice_pdfs
+    from invoices.export_cli import export
+    from invoices.reminder_cli import send_reminders
     from orders.cli import rounds
 
-    for command in (create_admin, create_token, demo, rounds, issue_invoices):
+    for command in (create_admin, create_token, demo, rounds, issue_invoices, render_invoice_pdfs, export,
+                    send_reminders):
         app.cli.add_command(command)
 
 
