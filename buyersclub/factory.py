@@ -55,15 +55,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_cli(app)
 
+    from invoices.stripe_gateway import checkout_origins
+
     @app.after_request
     def security_headers(response):
+        # Browsers apply form-action to the redirect after a form is sent: "Pay by card" ends on Checkout.
+        form_action = " ".join(["'self'", *checkout_origins(app.config)])
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'",
+            f"frame-ancestors 'none'; form-action {form_action}",
         )
         return response
 
@@ -98,7 +102,12 @@ def _register_blueprints(app: Flask) -> None:
     from buyersclub.organisations import views as organisations_views
     from buyersclub.web import views as web_views
     from invoices import api as invoices_api
+    from invoices import export_api as invoices_export_api
+    from invoices import export_views as invoices_export_views
+    from invoices import statement_api as invoices_statement_api
+    from invoices import statement_views as invoices_statement_views
     from invoices import views as invoices_views
+    from invoices import webhook_views as invoices_webhook_views
     from orders import api as orders_api
     from orders import close_api as orders_close_api
     from orders import close_views as orders_close_views
@@ -128,6 +137,11 @@ def _register_blueprints(app: Flask) -> None:
         orders_delivery_api.bp,
         invoices_views.bp,
         invoices_api.bp,
+        invoices_statement_views.bp,
+        invoices_statement_api.bp,
+        invoices_export_views.bp,
+        invoices_export_api.bp,
+        invoices_webhook_views.bp,
         subsidies_fund_views.bp,
         subsidies_fund_api.bp,
         subsidies_runs_views.bp,
@@ -136,6 +150,7 @@ def _register_blueprints(app: Flask) -> None:
         app.register_blueprint(blueprint)
         if blueprint.url_prefix and blueprint.url_prefix.startswith("/api/"):
             csrf.exempt(blueprint)  # bearer tokens only: no ambient credentials to forge
+    csrf.exempt(invoices_webhook_views.bp)  # Stripe signs its events; there is no session to forge
 
 
 def _wants_json() -> bool:

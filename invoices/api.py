@@ -20,8 +20,11 @@ from buyersclub.actor import Actor
 from buyersclub.api.core import ApiBlueprint, paginate, parse_body
 from buyersclub.db import db
 from buyersclub.errors import InvalidInput
+from buyersclub.money import from_cents
+from invoices import pdf as invoices_pdf
 from invoices.models import CreditNote, Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod, Refund
-from invoices.services import credit_notes, issuing, payments, queries
+from invoices.services import checkout, credit_notes, issuing, payments, queries
+from orders import pdf
 
 bp = ApiBlueprint("invoices_api", __name__, tag="invoices")
 
@@ -138,6 +141,13 @@ class InvoiceDetailOut(InvoiceOut):
     credit_notes: list[CreditNoteOut]
 
 
+class CheckoutOut(BaseModel):
+    url: str = Field(description="Stripe's payment page: send the payer there")
+    session_id: str
+    attempt: int = Field(description="The invoice's checkout attempt this session belongs to")
+    amount: Decimal = Field(description="What the page asks for: the balance due when it was made")
+
+
 class IssuedOut(BaseModel):
     round_id: int
     issued: list[InvoiceOut]
@@ -238,6 +248,16 @@ def get_invoice(actor: Actor, invoice_id: int):
     return detail_out(issuing.get_invoice(actor, invoice_id))
 
 
+@bp.endpoint(INVOICE + "/pdf", "GET", summary="One invoice as a PDF")
+def get_invoice_pdf(actor: Actor, invoice_id: int):
+    """`application/pdf`. The invoice as printed: the club, the member billed, the lines, the total,
+    what has been paid and credited, the balance due and how to pay it. The file the batch rendered
+    when it is still current, else rendered now. Member staff: their own organisation's only (404
+    otherwise)."""
+    invoice = issuing.get_invoice(actor, invoice_id)
+    return pdf.pdf_response(invoices_pdf.invoice_pdf(invoice), invoices_pdf.filename(invoice))
+
+
 @bp.endpoint(INVOICE + "/payments", "POST", summary="Record a payment (bank transfer, cheque, other)",
              roles=FINANCE, body=PaymentIn, response=PaymentOut, status=201)
 def record_payment(actor: Actor, invoice_id: int, body: PaymentIn):
@@ -249,11 +269,26 @@ def record_payment(actor: Actor, invoice_id: int, body: PaymentIn):
     return payment_out(payment, Decimal("0.00"))
 
 
-@bp.endpoint("/payments/<int:payment_id>/refunds", "POST", summary="Refund a manual payment",
+@bp.endpoint(INVOICE + "/checkout", "POST", summary="A Stripe Checkout page to pay the balance due by card",
+             response=CheckoutOut, status=201)
+def start_checkout(actor: Actor, invoice_id: int):
+    """Member staff (their own organisation's invoice; another's is 404) and finance. 201 with a new
+    session; 200 with the session still open for the same amount (a repeated request reuses it). 409
+    when the invoice is void, nothing is due or card payments are not configured; 502 when Stripe fails
+    (nothing recorded). The invoice is marked paid only when Stripe's webhook confirms the payment."""
+    started = checkout.start_checkout(actor, invoice_id)
+    attempt = started.attempt
+    out = CheckoutOut(url=attempt.url, session_id=attempt.session_id, attempt=attempt.attempt,
+                      amount=from_cents(attempt.amount_cents))
+    return out, 200 if started.reused else 201
+
+
+@bp.endpoint("/payments/<int:payment_id>/refunds", "POST", summary="Refund a payment",
              roles=FINANCE, body=RefundIn, response=PaymentOut, status=201)
 def refund_payment(actor: Actor, payment_id: int, body: RefundIn):
     """Never more than paid less earlier refunds; out of the payment's account credit first, then out of
-    what it paid on the invoice (which is then due again). Returns the payment as it now stands."""
+    what it paid on the invoice (which is then due again). A card payment is refunded through Stripe
+    first (502 and nothing recorded when Stripe fails). Returns the payment as it now stands."""
     refund = payments.refund_payment(actor, payment_id, body.amount, body.reason)
     payment = db.session.get(Payment, refund.payment_id)
     refunded = sum(db.session.scalars(select(Refund.amount).where(Refund.payment_id == payment.id)),

@@ -7,13 +7,19 @@ required, then a confirmation) and void (reason and an explicit
 confirmation); a round's invoices with the "Issue invoices" button.
 
 Member staff: "My invoices" and each of their own (another organisation's is 404).
+
+Paying by card: member staff and finance see "Pay by card" when Stripe is
+configured and something is due; it sends them to a Stripe Checkout page
+(``invoices.services.checkout``). Coming back from it only thanks them: the
+payment shows once Stripe's webhook confirms it. Without Stripe the page
+shows the club's bank details to pay by transfer, quoting the invoice number.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_required
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -23,11 +29,15 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from buyersclub.accounts.models import Role
 from buyersclub.accounts.views import current_actor
+from buyersclub.actor import Actor
 from buyersclub.db import db, utcnow
 from buyersclub.errors import DomainError, InvalidInput, NotFound
 from buyersclub.organisations.models import Organisation
-from invoices.models import Invoice, InvoiceStatus, LineKind, PaymentMethod
-from invoices.services import credit_notes, issuing, payments, queries
+from invoices import pdf as invoices_pdf
+from invoices import stripe_gateway
+from invoices.models import Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod
+from invoices.services import checkout, credit_notes, issuing, payments, queries
+from orders import pdf
 from orders.models import Round
 from orders.services.rounds import get_round
 
@@ -66,6 +76,19 @@ class VoidForm(FlaskForm):
     confirm = BooleanField("Yes, void this invoice. It keeps its number; the round's invoices can be "
                            "issued again to replace it.", validators=[DataRequired(message="Tick the box "
                                                                                            "to confirm.")])
+
+
+class RefundForm(FlaskForm):
+    amount = StringField("Amount to pay back",
+                         validators=[DataRequired(message="Give the amount to refund.")])
+    reason = TextAreaField("Reason", validators=[DataRequired(message="Give the reason: it is kept with the "
+                                                                      "refund."), Length(max=500)])
+    confirm = BooleanField("Yes, pay this money back to the member.",
+                           validators=[DataRequired(message="Tick the box to confirm.")])
+
+
+class PayForm(FlaskForm):
+    """Only the CSRF token: the amount is the balance due when the button is pressed."""
 
 
 class IssueForm(FlaskForm):
@@ -141,14 +164,62 @@ def _detail(invoice_id: int, *, payment_form: PaymentForm | None = None, status:
         status_label=payments.status_label(invoice, found), balance_due=payments.balance_due(invoice),
         payments=payments.payments_for(invoice), notes=credit_notes.credit_notes_for(invoice),
         can_act=actor.has_role(Role.FINANCE) and invoice.status == InvoiceStatus.ISSUED,
-        void=invoice.status == InvoiceStatus.VOID, LineKind=LineKind,
+        can_refund=actor.has_role(Role.FINANCE),
+        void=invoice.status == InvoiceStatus.VOID, LineKind=LineKind, paying=_paying(actor, invoice),
     ), status
+
+
+def _paying(actor: Actor, invoice: Invoice) -> dict:
+    """How this reader may pay the invoice, and what finance should know about card attempts."""
+    due = invoice.status == InvoiceStatus.ISSUED and payments.balance_due(invoice) > 0
+    payer = checkout.may_pay(actor, invoice)
+    returned = request.args.get("checkout")
+    return {
+        "owed": due and payer,
+        "card": due and payer and stripe_gateway.enabled(),
+        "bank_details": current_app.config.get("CLUB_BANK_DETAILS"),
+        "returned": returned if returned in CHECKOUT_RETURNS else None,
+        "problems": [attempt for attempt in checkout.attempts_for(invoice) if attempt.problem]
+        if actor.has_role(Role.FINANCE) else [],
+        "form": PayForm(),
+    }
+
+
+CHECKOUT_RETURNS = ("success", "cancelled")
 
 
 @bp.get("/invoices/<int:invoice_id>")
 @login_required
 def detail(invoice_id: int):
     return _detail(invoice_id)
+
+
+@bp.get("/invoices/<int:invoice_id>/pdf")
+@login_required
+def invoice_pdf(invoice_id: int):
+    """The invoice as a PDF: the batch's stored file, or rendered now (member staff: their own)."""
+    invoice = issuing.get_invoice(current_actor(), invoice_id)
+    return pdf.pdf_response(invoices_pdf.invoice_pdf(invoice), invoices_pdf.filename(invoice))
+
+
+@bp.post("/invoices/<int:invoice_id>/pay")
+@login_required
+def pay(invoice_id: int):
+    """To Stripe Checkout for the balance due (303); a second click reuses the open session."""
+    actor = current_actor()
+    invoice = issuing.get_invoice(actor, invoice_id)
+    form = PayForm()
+    if not form.validate_on_submit():
+        flash("The form expired. Please press \"Pay by card\" again.", "error")
+        return redirect(url_for(".detail", invoice_id=invoice.id))
+    try:
+        started = checkout.start_checkout(actor, invoice.id)
+    except DomainError as error:
+        if isinstance(error, NotFound):
+            raise
+        flash(error.message, "error")
+        return _detail(invoice.id, status=error.status)
+    return redirect(started.url, code=303)
 
 
 @bp.route("/invoices/<int:invoice_id>/payments/new", methods=["GET", "POST"])
@@ -290,3 +361,41 @@ def issue(round_id: int):
     else:
         flash("Every member allocated units already has an invoice for this round.", "info")
     return redirect(url_for(".round_invoices", round_id=round_id))
+
+
+# --- Refunds -------------------------------------------------------------------------------------
+
+
+@bp.route("/payments/<int:payment_id>/refund", methods=["GET", "POST"])
+@login_required
+def refund(payment_id: int):
+    """Finance pays money back: out of the payment's account credit first, then out of what it paid
+    on the invoice (which is then due again). A card payment is refunded through Stripe at once."""
+    actor = current_actor()
+    actor.require(Role.FINANCE)
+    payment = db.session.get(Payment, payment_id)
+    if payment is None:
+        raise NotFound("No such payment.")
+    invoice = issuing.get_invoice(actor, payment.invoice_id) if payment.invoice_id else None
+    form = RefundForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            made = payments.refund_payment(actor, payment.id, form.amount.data.strip(), form.reason.data)
+        except DomainError as error:
+            if isinstance(error, NotFound):
+                raise
+            _add_error(form, error)
+            status = error.status
+        else:
+            how = " through Stripe" if made.stripe_refund else ""
+            flash(f"Refund of {made.amount:,.2f} recorded{how}.", "info")
+            if invoice is None:
+                return redirect(url_for(".index"))
+            return redirect(url_for(".detail", invoice_id=invoice.id))
+    elif request.method == "POST":
+        status = 400
+    refunded = payments.refunded_of(payment)
+    return render_template("invoices/refund_form.html", payment=payment, invoice=invoice, form=form,
+                           refunded=refunded, left=payment.amount - refunded,
+                           excess=payment.amount - payment.applied), status

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import func, select
 
 from buyersclub.db import db, utcnow
-from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment
-from invoices.services import issuing
+from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, Refund
+from invoices.services import issuing, payments
 
 YEAR = utcnow().year
 
@@ -104,3 +106,35 @@ def test_members_see_my_invoices_and_only_their_own(client, sign_in, approved):
     for path in (f"/invoices/{invoices['A'].id}/payments/new", f"/invoices/{invoices['A'].id}/void",
                  f"/rounds/{approved.round.id}/invoices"):
         assert client.get(path).status_code == 403
+
+
+def test_finance_refunds_a_payment_from_its_invoice_with_a_reason_and_a_confirmation(
+        client, sign_in, finance, member, approved):
+    invoice = issued(approved)["D"]
+    sign_in(finance)
+    client.post(f"/invoices/{invoice.id}/payments/new", data={
+        "method": "bank_transfer", "reference": "BT-77", "received_on": utcnow().date().isoformat(),
+        "amount": "20.00"})
+    payment = db.session.scalars(select(Payment)).one()
+    detail = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert f'href="/payments/{payment.id}/refund"' in detail
+
+    form = client.get(f"/payments/{payment.id}/refund").get_data(as_text=True)
+    assert "Left to refund</dt><dd><strong>$20.00" in form and "($7.18)" in form
+    unconfirmed = client.post(f"/payments/{payment.id}/refund", data={"amount": "5.00", "reason": "Twice"})
+    assert unconfirmed.status_code == 400 and "Tick the box to confirm." in unconfirmed.get_data(as_text=True)
+    too_much = client.post(f"/payments/{payment.id}/refund",
+                           data={"amount": "25.00", "reason": "Twice", "confirm": "y"})
+    assert too_much.status_code == 409
+    assert "Only 20.00 of this payment is left" in too_much.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Refund)) == 0
+
+    done = client.post(f"/payments/{payment.id}/refund", follow_redirects=True,
+                       data={"amount": "10.00", "reason": "Paid twice by mistake", "confirm": "y"})
+    text = done.get_data(as_text=True)
+    assert "Refund of 10.00 recorded." in text and "$10.00" in text
+    assert payments.balance_due(invoice) == Decimal("2.82")  # 7.18 from credit, 2.82 due again
+
+    client.post("/sign-out")
+    sign_in(member)
+    assert client.get(f"/payments/{payment.id}/refund").status_code == 403
