@@ -1,6 +1,6 @@
 """Printable documents: a Jinja template rendered to PDF with WeasyPrint.
 
-Purchase orders and packing lists use it now; invoices can later. A document
+Purchase orders, packing lists, invoices and statements use it. A document
 template extends ``orders/pdf/base.html``, which sets the paper size, the page
 numbers ("Page 2 of 3"), a table header repeated on every page and the PDF's
 metadata (``<title>``, author, description, keywords).
@@ -9,8 +9,9 @@ Safety: WeasyPrint fetches whatever a document refers to (images, stylesheets,
 fonts). :class:`PackageURLFetcher` allows only ``data:`` URLs and files inside
 this package's PDF assets folder; anything else -- a remote image, a file
 elsewhere on the disk -- stops the rendering with :class:`PdfRefused` before a
-single byte is fetched. Fonts are the system's (DejaVu, Liberation) through
-fontconfig, never downloaded.
+single byte is fetched. The fonts (DejaVu Sans, regular and bold) ship in
+the assets folder and are loaded by ``@font-face``: documents look the same on
+any host, and nothing is downloaded.
 
 The paper size comes from the configuration (``PAPER_SIZE``: ``A4`` or
 ``Letter``; A4 by default). WeasyPrint is imported on first use (it takes about
