@@ -28,6 +28,7 @@ time on a shared machine varies with what else runs: read the median.
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import sys
@@ -246,6 +247,10 @@ def main() -> None:
     print(f"Closing a round of {members:,} members x {products} products "
           f"({members * products:,} commitments), {runs} run{'s' if runs != 1 else ''} per database",
           flush=True)
+    # The figures, not every migration and business event the seeding and closing log.
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("alembic", "buyersclub.business"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
         instance = Path(folder)
         bench("SQLite", f"sqlite:///{instance / 'bench.sqlite3'}", members, products, runs, instance)
