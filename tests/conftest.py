@@ -14,6 +14,7 @@ server) use ``committing_db`` instead, which empties the tables afterwards.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -257,6 +258,20 @@ def sign_in(client):
         return client
 
     return _sign_in
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Record (and refuse) every attempt to open a network connection."""
+    attempts: list[object] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return attempts
 
 
 @pytest.fixture(scope="session", autouse=True)

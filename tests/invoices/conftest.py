@@ -67,6 +67,14 @@ def close_and_receive(actor, found, product) -> None:
 
 
 @pytest.fixture
+def pdf_instance(app, tmp_path, monkeypatch):
+    """The test keeps the PDFs it stores in an instance folder of its own."""
+    folder = tmp_path / "instance"
+    monkeypatch.setattr(app, "instance_path", str(folder))
+    return folder
+
+
+@pytest.fixture
 def naloxone(session):
     supplier = factories.SupplierFactory(name="Remedy Wholesale")
     return factories.ProductFactory(supplier=supplier, name="Naloxone nasal spray")

@@ -19,13 +19,7 @@ from invoices.models import Invoice
 from invoices.services import issuing
 from orders import pdf
 
-
-@pytest.fixture(autouse=True)
-def instance(app, tmp_path, monkeypatch):
-    """Each test keeps its stored PDFs in its own instance folder."""
-    folder = tmp_path / "instance"
-    monkeypatch.setattr(app, "instance_path", str(folder))
-    return folder
+pytestmark = pytest.mark.usefixtures("pdf_instance")
 
 
 @pytest.fixture
@@ -60,12 +54,12 @@ def files_in(folder) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
-def test_every_live_invoice_of_the_round_is_written_to_the_instance_folder(approved, issued, instance):
+def test_every_live_invoice_of_the_round_is_written_to_the_instance_folder(approved, issued, pdf_instance):
     heard: list[str] = []
 
     result = batch.render_round(approved.finance, approved.round.id, processes=2, on_progress=heard.append)
 
-    folder = instance / "invoices" / str(approved.round.id)
+    folder = pdf_instance / "invoices" / str(approved.round.id)
     numbers = [invoice.number for invoice in issued]
     assert result.folder == folder and sorted(result.written) == numbers and not result.failed
     assert files_in(folder) == [f"{number}.pdf" for number in numbers]  # no temporary file left
@@ -86,7 +80,7 @@ def test_workers_are_replaced_as_they_go_and_nothing_is_lost(approved, issued, m
     assert files_in(result.folder) == [f"{invoice.number}.pdf" for invoice in issued]
 
 
-def test_existing_files_are_kept_unless_forced(approved, issued, instance):
+def test_existing_files_are_kept_unless_forced(approved, issued, pdf_instance):
     first = batch.render_round(approved.finance, approved.round.id, processes=1)
     path = invoices_pdf.stored_path(issued[0])
     path.write_bytes(path.read_bytes() + b"\n% kept\n")

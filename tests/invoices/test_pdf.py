@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,27 +33,7 @@ A4 = (595, 842)
 LETTER = (612, 792)
 BANK = "Harbour Savings Bank\nAccount 0012 3456 78\nRouting 011000015"
 
-
-@pytest.fixture(autouse=True)
-def instance(app, tmp_path, monkeypatch):
-    """Each test keeps its stored PDFs in its own instance folder."""
-    folder = tmp_path / "instance"
-    monkeypatch.setattr(app, "instance_path", str(folder))
-    return folder
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Record (and refuse) every attempt to open a network connection."""
-    attempts: list[object] = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return attempts
+pytestmark = pytest.mark.usefixtures("pdf_instance")
 
 
 @pytest.fixture

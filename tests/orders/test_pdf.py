@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
 import subprocess
 from pathlib import Path
 
@@ -41,20 +40,6 @@ def text_of(data: bytes, tmp_path: Path, *, first: int | None = None, last: int 
 def request_ctx(app_ctx):
     with app_ctx.test_request_context():
         yield app_ctx
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    """Record (and refuse) every attempt to open a network connection."""
-    attempts: list[object] = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network disabled in this test")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return attempts
 
 
 def test_the_purchase_order_lists_products_units_costs_and_totals(session, admin, request_ctx, tmp_path,
