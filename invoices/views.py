@@ -33,6 +33,7 @@ from buyersclub.actor import Actor
 from buyersclub.db import db, utcnow
 from buyersclub.errors import DomainError, InvalidInput, NotFound
 from buyersclub.organisations.models import Organisation
+from buyersclub.web.forms import attempt
 from invoices import pdf as invoices_pdf
 from invoices import stripe_gateway
 from invoices.models import Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod
@@ -93,14 +94,6 @@ class PayForm(FlaskForm):
 
 class IssueForm(FlaskForm):
     without_subsidy_run = BooleanField("Issue without an approved subsidy run (no subsidy credits)")
-
-
-def _add_error(form: FlaskForm, error: DomainError) -> None:
-    name = (error.field or "").split(".")[0]
-    if name and name in form:
-        form[name].errors = [*form[name].errors, error.message]
-    else:
-        form.form_errors.append(error.message)
 
 
 # --- Lists ---------------------------------------------------------------------------------------
@@ -234,15 +227,10 @@ def record_payment(invoice_id: int):
         form.amount.data = f"{payments.balance_due(invoice):.2f}"
     status = 200
     if form.validate_on_submit():
-        try:
-            payment = payments.record_payment(actor, invoice.id, form.method.data, form.reference.data,
-                                              form.received_on.data, form.amount.data.strip())
-        except DomainError as error:
-            if isinstance(error, NotFound):
-                raise
-            _add_error(form, error)
-            status = error.status
-        else:
+        payment, status = attempt(form, lambda: payments.record_payment(
+            actor, invoice.id, form.method.data, form.reference.data, form.received_on.data,
+            form.amount.data.strip()))
+        if payment is not None:
             extra = payment.amount - payment.applied
             flash(f"Payment of {payment.amount:,.2f} recorded"
                   + (f"; {extra:,.2f} is now the member's account credit." if extra else "."), "info")
@@ -272,15 +260,9 @@ def credit_note(invoice_id: int):
             chosen = [each for each in creditable if each.id in (line_ids or [])]
             return render_template("invoices/credit_note_confirm.html", invoice=invoice, form=form,
                                    amount=amount, lines=chosen, balance_due=payments.balance_due(invoice))
-        try:
-            note = credit_notes.issue_credit_note(actor, invoice.id, reason=form.reason.data, amount=amount,
-                                                  line_ids=line_ids)
-        except DomainError as error:
-            if isinstance(error, NotFound):
-                raise
-            _add_error(form, error)
-            status = error.status
-        else:
+        note, status = attempt(form, lambda: credit_notes.issue_credit_note(
+            actor, invoice.id, reason=form.reason.data, amount=amount, line_ids=line_ids))
+        if note is not None:
             flash(f"Credit note {note.number} for {note.amount:,.2f} issued.", "info")
             return redirect(url_for(".detail", invoice_id=invoice.id))
     elif request.method == "POST":
@@ -298,14 +280,8 @@ def void(invoice_id: int):
     form = VoidForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            credit_notes.void_invoice(actor, invoice.id, form.reason.data)
-        except DomainError as error:
-            if isinstance(error, NotFound):
-                raise
-            _add_error(form, error)
-            status = error.status
-        else:
+        voided, status = attempt(form, lambda: credit_notes.void_invoice(actor, invoice.id, form.reason.data))
+        if voided is not None:
             flash(f"Invoice {invoice.number} is void. Issue the round's invoices again to replace it.",
                   "info")
             return redirect(url_for(".detail", invoice_id=invoice.id))
@@ -347,14 +323,10 @@ def issue(round_id: int):
     form = IssueForm()
     if not form.validate_on_submit():
         return _round_page(round_id, form, 400)
-    try:
-        issued = issuing.issue_round_invoices(actor, round_id,
-                                              without_subsidy_run=bool(form.without_subsidy_run.data))
-    except DomainError as error:
-        if isinstance(error, NotFound):
-            raise
-        _add_error(form, error)
-        return _round_page(round_id, form, error.status)
+    issued, status = attempt(form, lambda: issuing.issue_round_invoices(
+        actor, round_id, without_subsidy_run=bool(form.without_subsidy_run.data)))
+    if issued is None:
+        return _round_page(round_id, form, status)
     if issued:
         flash(f"{len(issued)} invoice{'s' if len(issued) != 1 else ''} issued: "
               f"{issued[0].number} to {issued[-1].number}.", "info")
@@ -380,14 +352,9 @@ def refund(payment_id: int):
     form = RefundForm()
     status = 200
     if form.validate_on_submit():
-        try:
-            made = payments.refund_payment(actor, payment.id, form.amount.data.strip(), form.reason.data)
-        except DomainError as error:
-            if isinstance(error, NotFound):
-                raise
-            _add_error(form, error)
-            status = error.status
-        else:
+        made, status = attempt(form, lambda: payments.refund_payment(
+            actor, payment.id, form.amount.data.strip(), form.reason.data))
+        if made is not None:
             how = " through Stripe" if made.stripe_refund else ""
             flash(f"Refund of {made.amount:,.2f} recorded{how}.", "info")
             if invoice is None:

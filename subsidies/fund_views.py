@@ -35,6 +35,7 @@ from buyersclub.errors import Conflict, DomainError, InvalidInput, NotFound
 from buyersclub.ledger.services import reversal_of
 from buyersclub.money import ZERO, format_money
 from buyersclub.organisations.models import BudgetBand, PeopleReachedBand
+from buyersclub.web.forms import show_on_form
 from subsidies import fund
 from subsidies.fund import CATEGORIES
 from subsidies.models import SubsidyPolicy
@@ -215,15 +216,6 @@ def _policy_values(form: PolicyForm) -> dict[str, Any]:
     }
 
 
-def _show_on_form(form: FlaskForm, error: DomainError, names: dict[str, str] | None = None) -> None:
-    """Put a domain error next to the field it names, or at the top of the form."""
-    name = (names or {}).get(error.field or "", error.field)
-    if name and name in form:
-        form[name].errors = [*form[name].errors, error.message]
-    else:
-        form.form_errors.append(error.message)
-
-
 @bp.app_template_filter("share_percent")
 def share_percent(share: Any) -> str:
     """A share written as a decimal string ("0.75") as a percentage ("75%"), exactly."""
@@ -293,7 +285,7 @@ def record_grant():
     except DomainError as error:
         if error.status in (403, 404):
             raise
-        _show_on_form(form, error)
+        show_on_form(form, error)
         return _fund_page(form, error.status)
     currency = current_app.config["CLUB_CURRENCY"]
     flash(f"Recorded {format_money(grant.amount, currency)} from {grant.source} "
@@ -332,7 +324,7 @@ def reverse_grant(grant_id: int):
     except DomainError as error:
         if isinstance(error, NotFound) or error.status == 403:
             raise
-        _show_on_form(form, error)
+        show_on_form(form, error)
         return _grant_page(grant_id, form, error.status)
     flash(f"Grant #{grant_id} is reversed by journal entry #{reversal.id}.", "info")
     return redirect(url_for(".grant", grant_id=grant_id))
@@ -383,7 +375,7 @@ def save_policy():
     except DomainError as error:
         if error.status in (403, 404):
             raise
-        _show_on_form(form, error, POLICY_FIELDS)
+        show_on_form(form, error, POLICY_FIELDS)
         if isinstance(error, Conflict):
             # The page now shows the newer version; saving again is a deliberate choice.
             form.based_on.data = str(policies.current_policy().version)

@@ -20,11 +20,12 @@ from wtforms.validators import DataRequired, Length
 from buyersclub.accounts.models import Role, User
 from buyersclub.accounts.views import current_actor
 from buyersclub.db import db
-from buyersclub.errors import DomainError, InvalidInput, NotFound
+from buyersclub.errors import InvalidInput, NotFound
 from buyersclub.ledger import services
 from buyersclub.ledger.models import JournalEntry, Posting
 from buyersclub.money import ZERO
 from buyersclub.organisations.models import Organisation
+from buyersclub.web.forms import attempt
 
 bp = Blueprint("ledger", __name__, template_folder="templates")
 
@@ -160,15 +161,8 @@ def reverse(entry_id: int):
             form.form_errors.append(f"This entry was already reversed by entry #{existing.id}.")
             return _entry_page(entry_id, form, 409)
         return render_template("ledger/reverse_confirm.html", entry=original, form=form)
-    try:
-        reversal = services.reverse_entry(actor, entry_id, form.reason.data)
-    except DomainError as error:
-        if isinstance(error, NotFound):
-            raise
-        if error.field and error.field in form:
-            form[error.field].errors = [*form[error.field].errors, error.message]
-        else:
-            form.form_errors.append(error.message)
-        return _entry_page(entry_id, form, error.status)
+    reversal, status = attempt(form, lambda: services.reverse_entry(actor, entry_id, form.reason.data))
+    if reversal is None:
+        return _entry_page(entry_id, form, status)
     flash(f"Entry #{entry_id} is reversed by entry #{reversal.id}.", "info")
     return redirect(url_for("ledger.entry", entry_id=reversal.id))

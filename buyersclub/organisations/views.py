@@ -36,19 +36,11 @@ from buyersclub.organisations.models import (
     PEOPLE_LABELS,
     MembershipStatus,
 )
+from buyersclub.web.forms import show_on_form
 
 bp = Blueprint("organisations", __name__, template_folder="templates")
 
 PER_PAGE = 25
-
-def _show_on_form(form, error: DomainError) -> None:
-    """Put a domain error next to the field it names, or at the top of the form."""
-    name = error.field
-    if name and name in form:
-        form[name].errors = [*form[name].errors, error.message]
-    else:
-        form.form_errors.append(error.message)
-
 
 def _labels() -> dict:
     return {"kind_labels": KIND_LABELS, "budget_labels": BUDGET_LABELS,
@@ -95,7 +87,7 @@ def apply():
                     Actor.for_user(user, address=request.remote_addr), **form.profile()
                 )
         except DomainError as error:
-            _show_on_form(form, error)
+            show_on_form(form, error)
             return render_template("organisations/apply.html", form=form,
                                    admin_creates=admin_creates), error.status
         if admin_creates:
@@ -173,7 +165,7 @@ def edit(organisation_id: int):
         try:
             services.update_profile(actor, organisation_id, form.profile())
         except DomainError as error:
-            _show_on_form(form, error)
+            show_on_form(form, error)
             return render_template("organisations/edit.html", form=form,
                                    organisation=organisation), error.status
         flash("The profile is saved.", "info")
@@ -203,7 +195,7 @@ def reject(organisation_id: int):
         try:
             services.reject(actor, organisation_id, form.reason.data)
         except DomainError as error:
-            _show_on_form(form, error)
+            show_on_form(form, error)
             return render_template("organisations/reject.html", form=form,
                                    organisation=organisation), error.status
         flash(f"{organisation.name}'s application is rejected; its staff are told why by e-mail.",
@@ -230,7 +222,7 @@ def assessment(organisation_id: int):
             services.assess_need(actor, organisation_id, low_resource=form.low_resource.data,
                                  reason=form.reason.data, deprivation_decile=form.decile())
         except DomainError as error:
-            _show_on_form(form, error)
+            show_on_form(form, error)
             return render_template("organisations/assessment.html", form=form,
                                    organisation=organisation), error.status
         flash("The need assessment is saved.", "info")
@@ -253,7 +245,7 @@ def add_document(organisation_id: int):
                                              reference=form.reference.data,
                                              expires_on=form.expires_on.data)
         except DomainError as error:
-            _show_on_form(form, error)
+            show_on_form(form, error)
             return render_template("organisations/add_document.html", form=form,
                                    organisation=organisation), error.status
         flash(f"{DOCUMENT_LABELS[document.kind]} {document.reference} is on file.", "info")
@@ -278,7 +270,7 @@ def invite(organisation_id: int):
                                                  _external=True),
             )
         except DomainError as error:
-            _show_on_form(form, error)
+            show_on_form(form, error)
             return _detail_page(organisation_id, invite_form=form, status=error.status)
         flash(f"An invitation is on its way to {user.email}.", "info")
         return redirect(url_for(".detail", organisation_id=organisation_id, _anchor="staff"))
