@@ -152,7 +152,7 @@ def issue_credit_note(
     db.session.flush()
     record(actor, "invoice.credited", "credit_note", note.id, organisation_id=member,
            after={**snapshot(note), "invoice_number": invoice.number})
-    refresh_round_status(actor, invoice.round_id)
+    refresh_round_status(actor, invoice)
     return note
 
 
@@ -236,5 +236,5 @@ def void_invoice(actor: Actor, invoice_id: int, reason: str) -> Invoice:
     record(actor, "invoice.voided", "invoice", invoice.id, organisation_id=member, before=before,
            after={**snapshot(invoice, ["status", "voided_at", "void_reason"]),
                   "summary": invoice_summary(invoice)})
-    refresh_round_status(actor, invoice.round_id)
+    refresh_round_status(actor, invoice)
     return invoice

@@ -202,7 +202,7 @@ def apply_payment(
     record(actor, "payment.recorded", "payment", payment.id, organisation_id=member,
            after={**snapshot(payment), "invoice_number": invoice.number,
                   "account_credit": amount - applied})
-    round_billing.refresh_round_status(actor, invoice.round_id)
+    round_billing.refresh_round_status(actor, invoice)
     return payment
 
 
@@ -350,7 +350,7 @@ def post_refund(actor: Actor, payment: Payment, amount: Decimal, reason: str, *,
         after["account_credit_short"] = short
     record(actor, "payment.refunded", "refund", refund.id, organisation_id=member, after=after)
     if invoice is not None and split.from_receivable:
-        round_billing.refresh_round_status(actor, invoice.round_id)
+        round_billing.refresh_round_status(actor, invoice)
     return refund
 
 

@@ -20,12 +20,17 @@ from orders.models import Round, RoundStatus
 from orders.services.rounds import BILLING_STATES, set_billing_status
 
 
-def refresh_round_status(actor: Actor, round_id: int) -> RoundStatus:
-    """Settle the round when nothing is left to pay on its live invoices; reopen it otherwise."""
-    found = db.session.get(Round, round_id)
+def refresh_round_status(actor: Actor, changed: Invoice) -> RoundStatus:
+    """After ``changed`` was paid, credited, refunded or voided: settle its round when nothing is left
+    to pay on the round's live invoices; reopen it otherwise."""
+    found = db.session.get(Round, changed.round_id)
     if found is None or found.status not in BILLING_STATES:
         return found.status if found else RoundStatus.RECEIVED
-    live = list(db.session.scalars(select(Invoice).where(Invoice.round_id == round_id,
+    if changed.status == InvoiceStatus.ISSUED and payments.balance_due(changed) > 0:
+        # Money is still due on this one: no need to read the round's other invoices.
+        set_billing_status(actor, found, RoundStatus.INVOICED, because="money is due on an invoice")
+        return RoundStatus.INVOICED
+    live = list(db.session.scalars(select(Invoice).where(Invoice.round_id == found.id,
                                                          Invoice.status == InvoiceStatus.ISSUED)))
     if not live:
         wanted, because = RoundStatus.RECEIVED, "no live invoices"
