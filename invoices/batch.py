@@ -30,9 +30,11 @@ documents are rendered in this process: no pool to start.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import itertools
 import multiprocessing
+import multiprocessing.util
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -113,20 +115,46 @@ def render_to_file(html: str, target: str) -> int:
     return len(data)
 
 
-# A worker only renders: each document makes a few hundred thousand short-lived objects, and the
-# collector's default young-generation threshold (700) has it scan them many times per document.
-WORKER_GC_THRESHOLDS = (20_000, 20, 100)
+# Rendering makes a few hundred thousand short-lived objects per document, and the collector's
+# default young-generation threshold (700) has it scan them many times per document.
+RENDERING_GC_THRESHOLDS = (20_000, 20, 100)
+
+
+def _collector_for_rendering() -> tuple[int, int, int]:
+    """Keep the collector off what is already alive (modules, fonts, the application: ``gc.freeze``)
+    and let it run less often; returns the thresholds it replaced. Memory stays bounded: cycles
+    are still collected. About a tenth off each document."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*RENDERING_GC_THRESHOLDS)
+    return thresholds
+
+
+@contextlib.contextmanager
+def _rendering_here() -> Iterator[None]:
+    """The collector set for rendering while this process renders a batch, then as it was."""
+    thresholds = _collector_for_rendering()
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _start_worker() -> None:
     """Pay WeasyPrint's import and the font set-up once per worker, not in its first document; then
-    keep the collector off what lives as long as the worker (modules, fonts: ``gc.freeze``) and let
-    it run less often. Memory stays bounded: cycles are still collected, and workers are replaced."""
-    pdf.html_to_pdf('<html><head><link rel="stylesheet" href="fonts/fonts.css"></head>'
-                    '<body><p>.</p><p><b>.</b></p></body></html>')
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
+    set the collector for rendering for the worker's life (workers are replaced now and then)."""
+    pdf.html_to_pdf("<html><body><p>.</p><p><b>.</b></p></body></html>")
+    _collector_for_rendering()
+    multiprocessing.util.Finalize(None, _stop_worker, exitpriority=10)
+
+
+def _stop_worker() -> None:
+    """As a worker exits: let its fonts' temporary folder be removed (``orders.pdf.forget_fonts``);
+    what ``gc.freeze`` set aside must be collectable again for that."""
+    gc.unfreeze()
+    pdf.forget_fonts()
 
 
 # --- In this process -----------------------------------------------------------------------------
@@ -183,13 +211,14 @@ def render_round(actor: Actor, round_id: int, *, force: bool = False, processes:
 
 
 def _render_here(documents: Iterator[invoice_pdf.Prepared], result: BatchResult) -> None:
-    for document in documents:
-        try:
-            render_to_file(document.html, str(document.path))
-        except Exception as error:
-            result.fail(document.number, error)
-        else:
-            result.wrote(document.number)
+    with _rendering_here():
+        for document in documents:
+            try:
+                render_to_file(document.html, str(document.path))
+            except Exception as error:
+                result.fail(document.number, error)
+            else:
+                result.wrote(document.number)
 
 
 def _render_in_pool(documents: Iterator[invoice_pdf.Prepared], result: BatchResult, count: int) -> None:

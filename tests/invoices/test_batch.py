@@ -6,7 +6,11 @@ where a test says otherwise.
 
 from __future__ import annotations
 
+import gc
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -18,6 +22,8 @@ from invoices import pdf as invoices_pdf
 from invoices.models import Invoice
 from invoices.services import issuing
 from orders import pdf
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("pdf_instance")
 
@@ -122,12 +128,63 @@ def test_a_failure_in_this_process_is_reported_too(approved, issued, monkeypatch
     assert sorted(result.failed) == sorted(invoice.number for invoice in issued) and not result.written
 
 
+def test_rendering_in_this_process_leaves_the_collector_as_it_found_it(approved, issued, monkeypatch):
+    """The batch sets the collector for rendering while it runs here, and puts it back after, even
+    when a document fails."""
+    thresholds = gc.get_threshold()
+    seen: list[tuple] = []
+    original = batch.render_to_file
+
+    def render_to_file(html, target):
+        seen.append((gc.get_threshold(), gc.get_freeze_count() > 0))
+        if len(seen) == 2:
+            raise pdf.PdfError("the second one fails")
+        return original(html, target)
+
+    monkeypatch.setattr(batch, "render_to_file", render_to_file)
+    result = batch.render_round(approved.finance, approved.round.id, processes=1)
+    assert len(result.written) == len(issued) - 1 and len(result.failed) == 1
+    assert set(seen) == {(batch.RENDERING_GC_THRESHOLDS, True)}
+    assert gc.get_threshold() == thresholds and gc.get_freeze_count() == 0
+
+
 def test_a_file_is_replaced_whole_or_not_at_all(tmp_path):
     target = tmp_path / "round" / "INV-1.pdf"
     batch.write_atomically(target, b"%PDF-first")
     with pytest.raises(TypeError):
         batch.write_atomically(target, "not bytes")  # fails while writing the temporary file
     assert target.read_bytes() == b"%PDF-first" and files_in(target.parent) == ["INV-1.pdf"]
+
+
+LEAVES_NOTHING_BEHIND = """
+import sys
+from pathlib import Path
+from invoices import batch
+from invoices import pdf as invoices_pdf
+from orders import pdf
+
+batch.MAX_TASKS_PER_CHILD = 2  # two sets of workers, one replacing the other
+out = Path(sys.argv[1])
+documents = [invoices_pdf.Prepared(f"INV-{n}", out / f"INV-{n}.pdf", f"<p><b>Invoice</b> {n}</p>")
+             for n in range(6)]
+result = batch.BatchResult(folder=out)
+batch._render_in_pool(iter(documents), result, 2)
+pdf.html_to_pdf("<p>And one in this process</p>")
+print(len(result.written), len(result.failed))
+"""
+
+
+def test_no_process_leaves_its_temporary_fonts_behind(tmp_path):
+    """WeasyPrint copies the bundled fonts to a temporary folder per process; every worker, and the
+    process that started them, removes its own as it exits."""
+    temporary, out = tmp_path / "tmp", tmp_path / "out"
+    temporary.mkdir()
+    environment = {**os.environ, "TMPDIR": str(temporary), "PYTHONPATH": str(ROOT)}
+    finished = subprocess.run([sys.executable, "-c", LEAVES_NOTHING_BEHIND, str(out)], check=True,
+                              capture_output=True, text=True, env=environment, cwd=ROOT, timeout=120)
+    assert finished.stdout.split() == ["6", "0"] and len(files_in(out)) == 6
+    assert "Exception ignored" not in finished.stderr
+    assert files_in(temporary) == []
 
 
 # --- Commands ----------------------------------------------------------------------------------
