@@ -10,8 +10,6 @@ voided is back to received: they can be issued again.
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from buyersclub.actor import Actor
 from buyersclub.db import db
 from invoices.models import Invoice, InvoiceStatus
@@ -30,11 +28,10 @@ def refresh_round_status(actor: Actor, changed: Invoice) -> RoundStatus:
         # Money is still due on this one: no need to read the round's other invoices.
         set_billing_status(actor, found, RoundStatus.INVOICED, because="money is due on an invoice")
         return RoundStatus.INVOICED
-    live = list(db.session.scalars(select(Invoice).where(Invoice.round_id == found.id,
-                                                         Invoice.status == InvoiceStatus.ISSUED)))
-    if not live:
+    due = payments.round_due(found.id)
+    if not due.live:
         wanted, because = RoundStatus.RECEIVED, "no live invoices"
-    elif all(found_settlement.balance_due <= 0 for found_settlement in payments.settlements(live).values()):
+    elif not due.with_money_due:
         wanted, because = RoundStatus.SETTLED, "every invoice is paid or credited"
     else:
         wanted, because = RoundStatus.INVOICED, "money is due on an invoice"

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from buyersclub.audit.models import AuditEvent
 from buyersclub.db import utcnow
 from buyersclub.errors import Conflict
+from invoices.models import InvoiceStatus
 from invoices.services import credit_notes, issuing, payments
 from orders.models import RoundStatus
 from subsidies.services import runs
@@ -70,3 +71,39 @@ def test_the_last_payment_settles_the_round_and_a_refund_reopens_it(session, app
     payments.refund_payment(ex.finance, received[0].id, "10.00", "Two boxes arrived crushed")
     assert ex.round.status == RoundStatus.INVOICED
     assert payments.balance_due(invoices[0]) == Decimal("10.00")
+
+
+def test_the_round_s_invoices_with_money_due_are_counted_as_their_settlements_say(session, approved):
+    """``round_due`` (one aggregate query, in cents) agrees with each invoice's settlement after
+    partial payments, an over-payment, refunds from the excess and from the applied part, credit
+    notes and a void."""
+    ex = approved
+    a, b, c, d = issuing.issue_round_invoices(ex.finance, ex.round.id)
+    today = utcnow().date()
+
+    def by_settlements() -> payments.RoundDue:
+        live = [invoice for invoice in (a, b, c, d) if invoice.status == InvoiceStatus.ISSUED]
+        found = payments.settlements(live)
+        return payments.RoundDue(len(live), sum(1 for each in found.values() if each.balance_due > 0))
+
+    assert payments.round_due(ex.round.id) == by_settlements() == payments.RoundDue(4, 4)
+    paid = {}
+    steps = [
+        lambda: payments.record_payment(ex.finance, a.id, "cheque", "CHQ-1", today, "10.01"),
+        lambda: paid.setdefault("b", payments.record_payment(
+            ex.finance, b.id, "bank_transfer", "BT-1", today, payments.balance_due(b) + Decimal("5.01"))),
+        lambda: payments.refund_payment(ex.finance, paid["b"].id, "3.00", "Part of what was paid twice"),
+        lambda: payments.refund_payment(ex.finance, paid["b"].id, "7.00", "The rest, and a crushed box"),
+        lambda: credit_notes.issue_credit_note(ex.finance, c.id, reason="Goodwill", amount="0.01"),
+        lambda: credit_notes.issue_credit_note(ex.finance, c.id, reason="The delivery came late"),
+        lambda: payments.record_payment(ex.finance, b.id, "cheque", "CHQ-2", today, payments.balance_due(b)),
+        lambda: credit_notes.void_invoice(ex.finance, d.id, "Issued to the wrong programme"),
+        lambda: payments.record_payment(ex.finance, a.id, "cheque", "CHQ-3", today, payments.balance_due(a)),
+    ]
+    seen = []
+    for step in steps:
+        step()
+        seen.append(payments.round_due(ex.round.id))
+        assert seen[-1] == by_settlements()
+    assert seen[1] == payments.RoundDue(4, 3) and seen[3] == payments.RoundDue(4, 4)  # b due again
+    assert seen[-1] == payments.RoundDue(3, 0) and ex.round.status == RoundStatus.SETTLED
