@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
-from sqlalchemy import select
 
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
@@ -22,7 +21,7 @@ from buyersclub.db import db
 from buyersclub.errors import InvalidInput
 from buyersclub.money import from_cents
 from invoices import pdf as invoices_pdf
-from invoices.models import CreditNote, Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod, Refund
+from invoices.models import CreditNote, Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod
 from invoices.services import checkout, credit_notes, issuing, payments, queries
 from orders import pdf
 
@@ -291,8 +290,7 @@ def refund_payment(actor: Actor, payment_id: int, body: RefundIn):
     first (502 and nothing recorded when Stripe fails). Returns the payment as it now stands."""
     refund = payments.refund_payment(actor, payment_id, body.amount, body.reason)
     payment = db.session.get(Payment, refund.payment_id)
-    refunded = sum(db.session.scalars(select(Refund.amount).where(Refund.payment_id == payment.id)),
-                   Decimal("0.00"))
+    refunded = payments.refunded_of(payment)
     return payment_out(payment, refunded)
 
 

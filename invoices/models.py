@@ -196,6 +196,15 @@ class Refund(Base):
     journal_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Stripe could not make it (``charge.refund.updated``): the money came back, and
+    # ``failure_entry_id`` reverses what ``journal_entry_id`` moved. A failed refund counts for nothing.
+    failed_at: Mapped[datetime | None] = mapped_column()
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    failure_entry_id: Mapped[int | None] = mapped_column(ForeignKey("journal_entries.id"))
+
+
+# In a query: the refunds that stand, those Stripe did not turn back. Every sum of refunds uses it.
+REFUND_STANDS = Refund.failed_at.is_(None)
 
 
 class CheckoutStatus(enum.StrEnum):

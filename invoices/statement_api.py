@@ -32,7 +32,7 @@ class PositionOut(BaseModel):
 
 class StatementLineOut(BaseModel):
     date: datetime.date
-    kind: str = Field(description="invoice, payment, credit_note, refund or void")
+    kind: str = Field(description="invoice, payment, credit_note, refund, refund_failed or void")
     document: str = Field(description="The invoice or credit note number, or the payment or refund")
     description: str
     invoice_id: int | None

@@ -174,6 +174,7 @@ def _paying(actor: Actor, invoice: Invoice) -> dict:
         "returned": returned if returned in CHECKOUT_RETURNS else None,
         "problems": [attempt for attempt in checkout.attempts_for(invoice) if attempt.problem]
         if actor.has_role(Role.FINANCE) else [],
+        "failed_refunds": payments.failed_refunds(invoice) if actor.has_role(Role.FINANCE) else [],
         "form": PayForm(),
     }
 

@@ -58,7 +58,7 @@ from buyersclub.ledger import chart
 from buyersclub.ledger.models import JournalEntry, LedgerAccount, Posting
 from buyersclub.money import ZERO, from_cents
 from buyersclub.organisations.models import Organisation
-from invoices.models import Invoice, InvoiceStatus, Payment, Refund
+from invoices.models import REFUND_STANDS, Invoice, InvoiceStatus, Payment, Refund
 from invoices.services import payments as payment_service
 from invoices.services.periods import Period
 from orders.models import Round
@@ -175,8 +175,8 @@ def payment_rows(period: Period) -> Iterator[tuple[Any, ...]]:
             Invoice.id.in_({payment.invoice_id for payment in payments if payment.invoice_id}))).all())
         members = _names(payment.organisation_id for payment in payments)
         refunded: dict[int, Decimal] = dict(db.session.execute(
-            select(Refund.payment_id, sql_cents_sum(Refund.amount)).where(Refund.payment_id.in_(batch))
-            .group_by(Refund.payment_id)).all())
+            select(Refund.payment_id, sql_cents_sum(Refund.amount))
+            .where(Refund.payment_id.in_(batch), REFUND_STANDS).group_by(Refund.payment_id)).all())
         for payment in payments:
             yield (payment.received_on, numbers.get(payment.invoice_id, ""),
                    members.get(payment.organisation_id, ""), payment.method.value, payment.reference,

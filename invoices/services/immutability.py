@@ -6,6 +6,8 @@ A ``before_flush`` listener refuses, on every database:
   (reminders) and the changes a service declares with :func:`allow_change`
   just before making them -- voiding (``status``, ``voided_at``,
   ``void_reason``) and linking the issuing entry (``journal_entry_id``, once);
+  likewise a refund Stripe could not make is marked failed (``failed_at``,
+  ``failure_reason``, ``failure_entry_id``) by ``payments.record_refund_failure``;
 * any change to or deletion of an ``InvoiceLine`` once written, and a new
   line for an invoice already written;
 * any change to or deletion of a ``CreditNote``, and of the money fields of

@@ -49,7 +49,7 @@ from buyersclub.ledger import chart
 from buyersclub.ledger.services import Line, post_entry
 from buyersclub.money import ZERO, MoneyError, to_cents, to_money
 from invoices import stripe_gateway
-from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, PaymentMethod, Refund
+from invoices.models import REFUND_STANDS, CreditNote, Invoice, InvoiceStatus, Payment, PaymentMethod, Refund
 from invoices.services import round_billing  # the module: it reads this one's settlements back
 from invoices.services.immutability import allow_change
 from invoices.services.issuing import get_invoice, lock_member_credit, member_credit
@@ -114,7 +114,7 @@ def _refunded(payment_ids: list[int]) -> dict[int, Decimal]:
     refunded: dict[int, Decimal] = defaultdict(lambda: ZERO)
     if payment_ids:
         for payment_id, amount in db.session.execute(
-            select(Refund.payment_id, Refund.amount).where(Refund.payment_id.in_(payment_ids))
+            select(Refund.payment_id, Refund.amount).where(Refund.payment_id.in_(payment_ids), REFUND_STANDS)
         ):
             refunded[payment_id] += amount
     return refunded
@@ -140,7 +140,7 @@ def round_due(round_id: int) -> RoundDue:
     of_round = select(Invoice.id).where(Invoice.round_id == round_id).scalar_subquery()
     refunded = (select(Refund.payment_id, sql_cents_sum(Refund.amount).label("cents"))
                 .join(Payment, Payment.id == Refund.payment_id).where(Payment.invoice_id.in_(of_round))
-                .group_by(Refund.payment_id).subquery())
+                .where(REFUND_STANDS).group_by(Refund.payment_id).subquery())
     refund_cents = func.coalesce(refunded.c.cents, 0)
     excess = sql_cents(Payment.amount) - sql_cents(Payment.applied)
     from_applied = case((refund_cents > excess, refund_cents - excess), else_=0)  # refunded_from_applied
@@ -386,6 +386,54 @@ def post_refund(actor: Actor, payment: Payment, amount: Decimal, reason: str, *,
     if invoice is not None and split.from_receivable:
         round_billing.refresh_round_status(actor, invoice)
     return refund
+
+
+def record_refund_failure(actor: Actor, refund: Refund, reason: str) -> bool:
+    """Stripe could not make ``refund`` and gave the money back: mark it failed and reverse it.
+
+    One balanced entry: Dr 1010 the refund's amount; Cr 2100 and Cr 1100 what the refund took out of
+    the member's account credit and off the invoice, as the refunds that still stand now divide it
+    (excess first: a later refund that came out of the invoice may now come out of the excess, and
+    the entry moves it back so the ledger and the documents agree). Returns False, doing nothing,
+    when the refund is already marked failed.
+    """
+    payment = db.session.get(Payment, refund.payment_id)
+    invoice = get_invoice(actor, payment.invoice_id, lock=True) if payment.invoice_id else None
+    db.session.refresh(refund)  # another delivery may have marked it while this one waited for the lock
+    if refund.failed_at is not None:
+        return False
+    excess = payment.amount - payment.applied
+    standing = refunded_of(payment)
+    from_credit = min(standing, excess) - min(standing - refund.amount, excess)
+    from_receivable = refund.amount - from_credit
+    allow_change(db.session, refund, "failed_at", "failure_reason")
+    refund.failed_at, refund.failure_reason = utcnow(), reason[:500]
+    db.session.flush()
+    member = payment.organisation_id
+    label = invoice.number if invoice else f"payment #{payment.id}"
+    lines = [Line(chart.STRIPE_CLEARING, refund.amount, None, f"{label}: refund #{refund.id} came back"),
+             Line(chart.MEMBER_CREDIT, -from_credit, member, f"{label}: account credit restored"),
+             Line(chart.RECEIVABLES, -from_receivable, member, f"{label}: payment restored")]
+    entry = post_entry(actor, entry_date=utcnow().date(),
+                       memo=f"Refund #{refund.id} on {label} failed: {reason}"[:255], kind=REFUND_KIND,
+                       lines=[line for line in lines if line.amount], source=("refund_failure", refund.id))
+    allow_change(db.session, refund, "failure_entry_id")
+    refund.failure_entry_id = entry.id
+    db.session.flush()
+    record(actor, "payment.refund_failed", "refund", refund.id, organisation_id=member,
+           after={**snapshot(refund), "to_account_credit": from_credit, "to_invoice": from_receivable,
+                  "invoice_id": payment.invoice_id})
+    if invoice is not None and from_receivable:
+        round_billing.refresh_round_status(actor, invoice)
+    return True
+
+
+def failed_refunds(invoice: Invoice) -> list[Refund]:
+    """Refunds of the invoice's payments that Stripe could not make, newest first (finance follows up)."""
+    return list(db.session.scalars(
+        select(Refund).join(Payment, Payment.id == Refund.payment_id)
+        .where(Payment.invoice_id == invoice.id, Refund.failed_at.is_not(None))
+        .order_by(Refund.failed_at.desc(), Refund.id.desc())))
 
 
 def payments_for(invoice: Invoice) -> list[tuple[Payment, Decimal]]:

@@ -16,7 +16,7 @@ from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
 from buyersclub.db import sql_cents, utcnow
 from buyersclub.errors import InvalidInput, NotFound
-from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, Refund
+from invoices.models import REFUND_STANDS, CreditNote, Invoice, InvoiceStatus, Payment, Refund
 from invoices.services.payments import Status
 
 STATUSES = (Status.OPEN, Status.PARTLY_PAID, Status.PAID, Status.OVERDUE, Status.VOID)
@@ -28,7 +28,7 @@ _cents = sql_cents
 def balance_due_cents():
     """The invoice's balance due in cents, as a correlated SQL expression."""
     refunded = (select(func.coalesce(func.sum(_cents(Refund.amount)), 0))
-                .where(Refund.payment_id == Payment.id).scalar_subquery())
+                .where(Refund.payment_id == Payment.id, REFUND_STANDS).scalar_subquery())
     from_applied = refunded - (_cents(Payment.amount) - _cents(Payment.applied))
     paid = (select(func.coalesce(func.sum(
         _cents(Payment.applied) - case((from_applied > 0, from_applied), else_=0)), 0))

@@ -73,7 +73,7 @@ from invoices.services.periods import Period
 from subsidies.models import SubsidyRun
 
 # Same-day documents recorded at the same moment: the invoice, then what pays or corrects it.
-ORDER = {"invoice": 0, "payment": 1, "credit_note": 2, "refund": 3, "void": 4}
+ORDER = {"invoice": 0, "payment": 1, "credit_note": 2, "refund": 3, "refund_failed": 4, "void": 5}
 METHOD_NAMES = {
     PaymentMethod.CARD: "Card",
     PaymentMethod.BANK_TRANSFER: "Bank transfer",
@@ -337,35 +337,49 @@ def _payment_move(payment: Payment, invoice_number: str | None) -> Movement:
 
 
 def _refund_moves(payments: Iterable[Payment], numbers: dict[int, str]) -> list[Movement]:
+    """Each refund, and each failure that turned one back, as the ledger moved them.
+
+    A refund comes out of the payment's excess (held as account credit) first, then out of what it
+    paid; a failure gives back the difference that refund made to that division. Replaying them in
+    the order they happened gives each one's parts exactly as posted.
+    """
     by_id = {payment.id: payment for payment in payments}
     if not by_id:
         return []
-    refunds = db.session.scalars(select(Refund).where(Refund.payment_id.in_(list(by_id)))
-                                 .order_by(Refund.payment_id, Refund.id)).all()
-    posted = dict(db.session.execute(
-        select(JournalEntry.id, JournalEntry.entry_date)
-        .where(JournalEntry.id.in_([r.journal_entry_id for r in refunds if r.journal_entry_id]))).all())
+    refunds = db.session.scalars(select(Refund).where(Refund.payment_id.in_(list(by_id)),
+                                                      Refund.journal_entry_id.is_not(None))).all()
+    entries = [entry for r in refunds for entry in (r.journal_entry_id, r.failure_entry_id) if entry]
+    posted = dict(db.session.execute(select(JournalEntry.id, JournalEntry.entry_date)
+                                     .where(JournalEntry.id.in_(entries))).all())
+    happened = [(refund.created_at, refund.id, False, refund) for refund in refunds]
+    happened += [(refund.failed_at, refund.id, True, refund) for refund in refunds if refund.failure_entry_id]
     refunded: dict[int, Decimal] = defaultdict(lambda: ZERO)
     moves = []
-    for refund in refunds:
+    for when, _, failure, refund in sorted(happened, key=lambda each: each[:3]):
         payment = by_id[refund.payment_id]
-        # Out of the payment's excess (held as account credit) first, then out of what it paid.
-        from_credit = max(ZERO, min(refund.amount, payment.amount - payment.applied - refunded[payment.id]))
-        refunded[payment.id] += refund.amount
+        excess = payment.amount - payment.applied
+        before = refunded[payment.id]
+        refunded[payment.id] += -refund.amount if failure else refund.amount
+        from_credit = abs(min(before, excess) - min(refunded[payment.id], excess))
         from_invoice = refund.amount - from_credit
         number = numbers.get(payment.invoice_id)
-        description = f"Refund of payment #{payment.id}" + (f" for {number}" if number else "")
-        parts = []
-        if from_credit:
-            parts.append(f"{from_credit:,.2f} from account credit")
-        if from_invoice:
-            parts.append(f"{from_invoice:,.2f} owed again on the invoice")
-        description += f" ({'; '.join(parts)}): {refund.reason}"
-        on = posted.get(refund.journal_entry_id) or refund.created_at.date()
-        moves.append(Movement(on=on, kind="refund", document=f"Refund #{refund.id}",
-                              description=description, owed=from_invoice, credit=-from_credit,
-                              amount=refund.amount, sort_id=refund.id, recorded_at=refund.created_at,
-                              invoice_id=payment.invoice_id,
+        of_payment = f"payment #{payment.id}" + (f" for {number}" if number else "")
+        if failure:
+            parts = ([f"{from_credit:,.2f} back to account credit"] if from_credit else []) + (
+                [f"{from_invoice:,.2f} paid on the invoice again"] if from_invoice else [])
+            description = f"Refund #{refund.id} of {of_payment} failed ({'; '.join(parts)}): " \
+                          f"{refund.failure_reason}"
+            owed, credit, entry = -from_invoice, from_credit, refund.failure_entry_id
+        else:
+            parts = ([f"{from_credit:,.2f} from account credit"] if from_credit else []) + (
+                [f"{from_invoice:,.2f} owed again on the invoice"] if from_invoice else [])
+            description = f"Refund of {of_payment} ({'; '.join(parts)}): {refund.reason}"
+            owed, credit, entry = from_invoice, -from_credit, refund.journal_entry_id
+        kind, document = ("refund_failed", f"Refund #{refund.id} failed") if failure else (
+            "refund", f"Refund #{refund.id}")
+        moves.append(Movement(on=posted.get(entry) or when.date(), kind=kind, document=document,
+                              description=description, owed=owed, credit=credit, amount=refund.amount,
+                              sort_id=refund.id, recorded_at=when, invoice_id=payment.invoice_id,
                               invoice_number=number, method=payment.method.value,
                               reference=refund.stripe_refund or payment.reference))
     return moves

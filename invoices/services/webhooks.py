@@ -18,6 +18,13 @@ its retry is a repeat. Unknown event types are stored as ignored.
   Stripe id) is recorded as ``payments.post_refund`` does -- Dr 2100 / Dr
   1100, Cr 1010. Refunds finance made here are recorded with their Stripe id
   when made, so they are recognised and not recorded twice.
+* ``charge.refund.updated`` (and ``refund.updated``, ``refund.failed``) with
+  the refund ``failed`` or ``canceled``: the money came back. A recorded
+  refund is marked failed and its entry reversed
+  (``payments.record_refund_failure``): the member's balance is as it was
+  before the refund, and finance sees the failure on the invoice page. A
+  refund not recorded yet gets a row marked failed and no entry, so a late
+  ``charge.refunded`` still listing it as pending does not record it.
 
 Stripe repeats events and sends them out of order:
 
@@ -65,13 +72,15 @@ from invoices.models import (
     StripeEvent,
 )
 from invoices.services.issuing import get_invoice
-from invoices.services.payments import apply_payment, balance_due, post_refund
+from invoices.services.payments import apply_payment, balance_due, post_refund, record_refund_failure
 
 log = logging.getLogger("buyersclub.stripe")
 
 STRIPE = Actor.system("stripe webhook")
 # Refunds in these states have left (or are leaving) the club's Stripe balance.
 REFUND_STATES = frozenset({"succeeded", "pending"})
+# Refunds in these states never left, or came back: their money is in the club's balance again.
+FAILED_REFUND_STATES = frozenset({"failed", "canceled"})
 
 Event = Mapping[str, Any]
 
@@ -268,9 +277,7 @@ def _problems(invoice: Invoice, attempt: CheckoutAttempt, cents: int, due_cents:
 
 
 def charge_refunded(charge: Event, event: StripeEvent) -> str:
-    payment_intent = charge.get("payment_intent")
-    if isinstance(payment_intent, Mapping):
-        payment_intent = payment_intent.get("id")
+    payment_intent = _intent_of(charge)
     if not payment_intent:
         return "ignored: a charge not made through a payment intent"
     payment = _paid_already(payment_intent)
@@ -291,6 +298,53 @@ def charge_refunded(charge: Event, event: StripeEvent) -> str:
     if not new:
         return f"nothing to do: every refund of payment #{payment.id} is recorded"
     return f"recorded {len(new)} refund(s) of payment #{payment.id}: " + ", ".join(r["id"] for r in new)
+
+
+def refund_updated(refund: Event, event: StripeEvent) -> str:
+    """A refund Stripe could not make (``failed``, or ``canceled`` before it left): the money is back."""
+    status = refund.get("status")
+    if status not in FAILED_REFUND_STATES:
+        return f"nothing to do: the refund is {status}"
+    stripe_id = str(refund.get("id") or "")
+    reason = f"Stripe could not make the refund ({refund.get('failure_reason') or status})"
+    found = db.session.scalar(select(Refund).where(Refund.stripe_refund == stripe_id))
+    if found is None:
+        payment = _paid_already(_intent_of(refund))
+        if payment is None:
+            return "ignored: a refund of a payment the club has no record of"
+        if payment.invoice_id is not None:
+            get_invoice(STRIPE, payment.invoice_id, lock=True)  # as charge.refunded does
+        found = db.session.scalar(select(Refund).where(Refund.stripe_refund == stripe_id))
+    if found is None:
+        return _note_unrecorded_failure(payment, refund, reason)
+    if not record_refund_failure(STRIPE, found, reason):
+        return f"nothing to do: refund #{found.id} is already marked failed"
+    return f"refund #{found.id} ({stripe_id}) failed: its entry is reversed and the money is back"
+
+
+def _note_unrecorded_failure(payment: Payment, refund: Event, reason: str) -> str:
+    """A refund that failed before ``charge.refunded`` recorded it: nothing left the club, so nothing is
+    posted; its row, marked failed, keeps a late copy of ``charge.refunded`` that still lists it as
+    pending from recording it."""
+    cents = int(refund.get("amount") or 0)
+    if cents <= 0:
+        return "ignored: a refund of nothing"
+    now = utcnow()
+    row = Refund(payment_id=payment.id, amount=from_cents(cents), reason=reason,
+                 stripe_refund=str(refund["id"]), failed_at=now, failure_reason=reason, created_at=now)
+    db.session.add(row)
+    db.session.flush()
+    record(STRIPE, "payment.refund_failed", "refund", row.id, organisation_id=payment.organisation_id,
+           after={"stripe_refund": row.stripe_refund, "amount": row.amount, "invoice_id": payment.invoice_id,
+                  "recorded_before": False})
+    return f"noted: refund {row.stripe_refund} failed before it was recorded; nothing was posted"
+
+
+def _intent_of(charge_or_refund: Event) -> str | None:
+    payment_intent = charge_or_refund.get("payment_intent")
+    if isinstance(payment_intent, Mapping):
+        payment_intent = payment_intent.get("id")
+    return str(payment_intent) if payment_intent else None
 
 
 def _refunds_of(charge: Event) -> list[Mapping[str, Any]]:
@@ -321,4 +375,8 @@ HANDLERS: dict[str, Callable[[Event, StripeEvent], str]] = {
     "checkout.session.async_payment_failed": async_payment_failed,
     "checkout.session.expired": session_expired,
     "charge.refunded": charge_refunded,
+    # A refund that failed: the older event and its newer name; the second copy finds it marked.
+    "charge.refund.updated": refund_updated,
+    "refund.updated": refund_updated,
+    "refund.failed": refund_updated,
 }

@@ -25,7 +25,8 @@ from invoices.models import (
     Refund,
     StripeEvent,
 )
-from invoices.services import checkout, credit_notes, issuing, payments
+from invoices.services import checkout, credit_notes, issuing, payments, statements
+from invoices.services.periods import default_period
 from tests.invoices.conftest import receivable_movements
 from tests.invoices.stripe_helpers import (
     FakeStripe,
@@ -347,6 +348,98 @@ def test_refunds_left_out_of_the_event_are_fetched_from_stripe(client, approved,
     [listed] = fake.of("GET", "/v1/refunds")
     assert listed.query["charge"] == "ch_f1"
     assert payments.balance_due(invoice) == D("2.82")
+
+
+def refund_failed_event(stripe_refund: dict, *, type_: str = "charge.refund.updated",
+                        failure_reason: str = "expired_or_canceled_card") -> dict:
+    return event(type_, {**stripe_refund, "status": "failed", "failure_reason": failure_reason})
+
+
+def test_a_refund_that_fails_is_reversed_once_and_finance_is_told(client, sign_in, finance, approved,
+                                                                  invoices):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 2000, payment_intent="pi_rf")), "paid")
+    first = refund(500, refund_id="re_f_1", payment_intent="pi_rf")
+    second = refund(1000, refund_id="re_f_2", payment_intent="pi_rf")
+    ok(post_event(client, charge_refunded_event("pi_rf", 2000, [first, second])), "recorded 2 refund(s)")
+    assert payments.balance_due(invoice) == D("7.82")  # 7.18 of the 15.00 was account credit
+
+    failure = refund_failed_event(first)
+    ok(post_event(client, failure), "failed: its entry is reversed")
+
+    failed = db.session.scalar(select(Refund).where(Refund.stripe_refund == "re_f_1"))
+    assert failed.failed_at is not None and "expired_or_canceled_card" in failed.failure_reason
+    # The 10.00 refund that stands now takes all 7.18 of the excess, so the 5.00 that came back is
+    # what the member had paid on the invoice: 2.82 is due, not 7.82.
+    assert posted(failed.failure_entry_id) == {chart.STRIPE_CLEARING: D("5.00"),
+                                                chart.RECEIVABLES: D("-5.00")}
+    assert payments.balance_due(invoice) == D("2.82")
+    assert payments.refunded_of(db.session.get(Payment, failed.payment_id)) == D("10.00")
+    assert_books_agree(approved, invoices)
+
+    ok(post_event(client, failure), "duplicate")
+    ok(post_event(client, refund_failed_event(first, type_="refund.failed")), "already marked failed")
+    assert len(audit_actions("payment.refund_failed")) == 1
+    assert db.session.scalar(select(func.count(Posting.id)).where(
+        Posting.entry_id == failed.failure_entry_id)) == 2
+    assert_books_agree(approved, invoices)
+
+    sign_in(approved.members["D"].staff[0])
+    assert "Refunds that failed" not in client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    client.post("/sign-out")
+    sign_in(finance)
+    page = client.get(f"/invoices/{invoice.id}").get_data(as_text=True)
+    assert "Refunds that failed" in page and f"Refund #{failed.id} of $5.00 (re_f_1) failed" in page
+
+    found = statements.statement_for(approved.finance, invoice.organisation_id, default_period())
+    assert found.agrees
+    kinds = [line.kind for line in found.lines]
+    assert kinds[-3:] == ["refund", "refund", "refund_failed"]
+    assert found.lines[-1].balance == payments.balance_due(invoice)
+
+
+def test_a_failed_refund_of_account_credit_gives_the_credit_back(client, approved, invoices):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 2000, payment_intent="pi_rc")), "paid")
+    made = refund(500, refund_id="re_c_1", payment_intent="pi_rc")
+    ok(post_event(client, charge_refunded_event("pi_rc", 2000, [made])), "re_c_1")
+    assert issuing.member_credit(invoice.organisation_id) == D("2.18")
+
+    ok(post_event(client, refund_failed_event(made, failure_reason="lost_or_stolen_card")), "reversed")
+    failed = db.session.scalar(select(Refund).where(Refund.stripe_refund == "re_c_1"))
+    assert posted(failed.failure_entry_id) == {chart.STRIPE_CLEARING: D("5.00"),
+                                                chart.MEMBER_CREDIT: D("-5.00")}
+    assert issuing.member_credit(invoice.organisation_id) == D("7.18")
+    assert payments.balance_due(invoice) == D("0.00")
+    assert statements.statement_for(approved.finance, invoice.organisation_id, default_period()).agrees
+    assert_books_agree(approved, invoices)
+
+
+def test_a_refund_that_failed_before_it_was_recorded_is_never_recorded(client, approved, invoices):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 1282, payment_intent="pi_rn")), "paid")
+    gone = refund(1282, refund_id="re_n_1", payment_intent="pi_rn")
+    ok(post_event(client, refund_failed_event(gone, type_="refund.failed")), "nothing was posted")
+    # A late copy of charge.refunded that still lists the refund as pending records nothing.
+    ok(post_event(client, charge_refunded_event("pi_rn", 1282, [{**gone, "status": "pending"}])),
+       "nothing to do")
+    [row] = db.session.scalars(select(Refund).where(Refund.stripe_refund == "re_n_1")).all()
+    assert row.failed_at is not None and row.journal_entry_id is None and row.failure_entry_id is None
+    assert payments.balance_due(invoice) == D("0.00")
+    assert_books_agree(approved, invoices)
+
+
+def test_refund_updates_that_are_not_failures_change_nothing(client, approved, invoices):
+    invoice = invoices["D"]
+    ok(post_event(client, checkout_completed_event(invoice, 1282, payment_intent="pi_ru")), "paid")
+    made = refund(282, refund_id="re_u_1", payment_intent="pi_ru", status="pending")
+    ok(post_event(client, charge_refunded_event("pi_ru", 1282, [made])), "re_u_1")
+    ok(post_event(client, event("charge.refund.updated", {**made, "status": "succeeded"})),
+       "nothing to do: the refund is succeeded")
+    ok(post_event(client, refund_failed_event(refund(100, payment_intent="pi_elsewhere"))),
+       "ignored: a refund of a payment the club has no record of")
+    assert payments.balance_due(invoice) == D("2.82")
+    assert_books_agree(approved, invoices)
 
 
 # --- Everything else --------------------------------------------------------------------------------
