@@ -30,6 +30,7 @@ from buyersclub.accounts.views import current_actor
 from buyersclub.db import db, utcnow
 from buyersclub.errors import DomainError, InvalidInput
 from buyersclub.organisations.models import Organisation
+from buyersclub.web.paging import page_of, requested_page
 from orders.cli import close_due_rounds
 from orders.models import RoundStatus
 from orders.services import closing, rounds
@@ -141,18 +142,12 @@ def product_allocations(round_id: int, product_id: int):
     shown = closing.product_allocations(current_actor(), round_id, product_id)
     options = shown.closing.options
     lines = options[0].allocation.members if options and options[0].allocation else ()
-    page, pages, rows = _page(lines, MEMBERS_PER_PAGE)
+    pagination = page_of(len(lines), MEMBERS_PER_PAGE)
+    rows = pagination.of(lines)
     return render_template(
         "orders/close/product_allocations.html", round=found, shown=shown, options=options,
         rows=[(line, [option.allocation.for_member(line.member) for option in options]) for line in rows],
-        names=_names({line.member for line in rows}), page=page, pages=pages, per_page=MEMBERS_PER_PAGE)
-
-
-def _page(rows, per_page: int):
-    """The page the query string asks for (from 1; past the end shows the last), the pages, its rows."""
-    pages = max(1, -(-len(rows) // per_page))
-    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
-    return page, pages, rows[(page - 1) * per_page: page * per_page]
+        names=_names({line.member for line in rows}), pagination=pagination)
 
 
 def _names(organisation_ids: set[int]) -> dict[int, str]:
@@ -190,12 +185,11 @@ def allocations(round_id: int):
     found = rounds.get_round(actor, round_id)
     if not current_user.is_admin and actor.organisation_id is None:
         abort(404)
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    page = requested_page()
     shown, total = closing.savings_page(actor, round_id, page=page, per_page=ALLOCATIONS_PER_PAGE)
-    pages = max(1, -(-total // ALLOCATIONS_PER_PAGE))
-    if page > pages:
-        page = pages
-        shown, total = closing.savings_page(actor, round_id, page=page, per_page=ALLOCATIONS_PER_PAGE)
+    pagination = page_of(total, ALLOCATIONS_PER_PAGE)
+    if pagination.page != page:  # past the end: the last page
+        shown, _ = closing.savings_page(actor, round_id, page=pagination.page, per_page=ALLOCATIONS_PER_PAGE)
     names = _names({row.organisation_id for row in shown}) if current_user.is_admin else {}
     return render_template("orders/close/allocations.html", round=found, rows=shown, names=names,
-                           page=page, pages=pages, is_admin=current_user.is_admin)
+                           pagination=pagination, is_admin=current_user.is_admin)

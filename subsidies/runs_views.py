@@ -27,6 +27,7 @@ from buyersclub.db import db
 from buyersclub.errors import DomainError
 from buyersclub.money import format_money, from_cents
 from buyersclub.organisations.models import BUDGET_LABELS, Organisation
+from buyersclub.web.paging import page_of
 from orders.models import Product
 from orders.services import rounds
 from subsidies.models import Award, RunStatus, SubsidyRun
@@ -174,19 +175,17 @@ def _render_round(round_id: int, *, run_id: int | None = None, form: OverrideFor
     found = rounds.get_round(actor, round_id)
     all_runs = runs.runs_for_round(actor, round_id)
     run = _shown_run(all_runs, run_id if run_id is not None else request.args.get("run", type=int))
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
     rows: list[tuple[str, list[Award]]] = []
-    pages = 1
+    pagination = page_of(0, MEMBERS_PER_PAGE)
     planned: list[tuple[str, str, int, Decimal]] = []
     if run is not None:
         members = db.session.scalar(select(func.count(func.distinct(Award.organisation_id)))
                                     .where(Award.run_id == run.id)) or 0
-        pages = max(1, -(-members // MEMBERS_PER_PAGE))
-        page = min(page, pages)
+        pagination = page_of(members, MEMBERS_PER_PAGE)
         shown = db.session.execute(
             select(Organisation.id, Organisation.name)
             .where(Organisation.id.in_(select(Award.organisation_id).where(Award.run_id == run.id)))
-            .order_by(Organisation.name).offset((page - 1) * MEMBERS_PER_PAGE).limit(MEMBERS_PER_PAGE)
+            .order_by(Organisation.name).offset(pagination.offset).limit(MEMBERS_PER_PAGE)
         ).all()
         awards: dict[int, list[Award]] = {}
         for award in db.session.scalars(select(Award).where(
@@ -206,7 +205,7 @@ def _render_round(round_id: int, *, run_id: int | None = None, form: OverrideFor
     override_names = dict(db.session.execute(select(Organisation.id, Organisation.name).where(
         Organisation.id.in_({each.organisation_id for each in overrides}))).all()) if overrides else {}
     return render_template(
-        "subsidies/runs/round.html", round=found, runs=all_runs, run=run, rows=rows, page=page, pages=pages,
+        "subsidies/runs/round.html", round=found, runs=all_runs, run=run, rows=rows, pagination=pagination,
         override_form=_override_form(run, form) if run is not None and run.status == RunStatus.PREVIEW
         else None,
         start_form=StartRunForm(), decide_form=DecideForm(), can_start=found.status in runs.ALLOCATABLE

@@ -140,3 +140,15 @@ def test_members_cannot_reach_the_close_pages(sign_in, member, example):
     assert client.get(f"/rounds/{found.id}/close/products/{naloxone.id}").status_code == 403
     assert client.post(f"/rounds/{found.id}/close", data={f"p{naloxone.id}": "936"}).status_code == 403
     assert found.status == RoundStatus.OPEN
+
+
+def test_a_products_members_are_paged_and_past_the_end_is_the_last_page(sign_in, admin, example, monkeypatch):
+    found, naloxone, _ = example
+    monkeypatch.setattr("orders.close_views.MEMBERS_PER_PAGE", 3)
+    client = sign_in(admin)
+    url = f"/rounds/{found.id}/close/products/{naloxone.id}"
+    first = client.get(url)
+    assert "Members 1 to 3 of 4" in text(first) and "Page 1 of 2" in text(first)
+    assert f'href="{url}?page=2"' in first.get_data(as_text=True)
+    last = text(client.get(url + "?page=9"))
+    assert "Members 4 to 4 of 4" in last and "Page 2 of 2" in last and "Programme D" in last

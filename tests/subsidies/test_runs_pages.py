@@ -116,3 +116,17 @@ def test_the_report_hides_small_cells_from_members(club, sign_in, admin):
     body = text_of(sign_in(staff).get(f"/rounds/{club.round.id}/subsidies/report"))
     assert "fewer than 3" in body
     assert "$285.71" not in body and "Alder Outreach" not in body
+
+
+def test_a_run_s_members_are_paged_and_the_links_keep_to_that_run(club, admin, sign_in, monkeypatch):
+    monkeypatch.setattr("subsidies.runs_views.MEMBERS_PER_PAGE", 2)
+    browser = sign_in(admin)
+    browser.post(f"/rounds/{club.round.id}/subsidies/runs")
+    run = only_run(club)
+    first = browser.get(f"/rounds/{club.round.id}/subsidies")
+    assert "Page 1 of 2" in text_of(first)
+    assert f'href="/rounds/{club.round.id}/subsidies?run={run.id}&amp;page=2"' in first.get_data(as_text=True)
+    last = text_of(browser.get(f"/rounds/{club.round.id}/subsidies?run={run.id}&page=7"))
+    assert "Page 2 of 2" in last
+    members = re.findall(r'<td data-label="Member">([^<]+)</td>', last)
+    assert set(members) == {"Cedar Union", "Dune Mutual Aid"}  # the last two by name
