@@ -23,6 +23,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from buyersclub.errors import DomainError
 from buyersclub.organisations.models import DOCUMENT_LABELS
+from buyersclub.web.forms import show_on_form
 from orders.models import AllocationPolicy, ProductCategory
 
 BREAK_ROWS = 5
@@ -129,10 +130,10 @@ class CommitmentForm(FlaskForm):
 
 
 def attach_error(form: FlaskForm, error: DomainError, aliases: dict[str, str] | None = None) -> None:
-    """Show a service error next to its field, or above the form."""
-    name = error.field or ""
-    name = (aliases or {}).get(name, name)
-    parts = name.split(".")
+    """Show a service error next to its field, or above the form (``buyersclub.web.forms.show_on_form``);
+    a price break's error goes to its cell in the rows of breaks, and is repeated above the form."""
+    names = {"restricted_jurisdictions": "restrictions", **(aliases or {})}
+    parts = names.get(error.field or "", error.field or "").split(".")
     if parts[0] == "price_breaks" and len(parts) >= 2 and parts[1].isdigit() and int(parts[1]) < BREAK_ROWS:
         row = getattr(form, f"break_{parts[1]}")
         target = row.form[parts[2]] if len(parts) > 2 and parts[2] in row.form else None
@@ -140,10 +141,4 @@ def attach_error(form: FlaskForm, error: DomainError, aliases: dict[str, str] | 
             target.errors = [*target.errors, error.message]
             form.form_errors.append(f"{row.label.text}: {error.message}")
             return
-    if parts[0] == "restricted_jurisdictions":
-        name = "restrictions"
-    field = form._fields.get(name)
-    if field is not None and name != "csrf_token":
-        field.errors = [*field.errors, error.message]
-    else:
-        form.form_errors.append(error.message)
+    show_on_form(form, error, names)

@@ -27,6 +27,7 @@ from buyersclub.db import db
 from buyersclub.errors import DomainError
 from buyersclub.money import format_money, from_cents
 from buyersclub.organisations.models import BUDGET_LABELS, Organisation
+from buyersclub.web.forms import show_on_form
 from buyersclub.web.paging import page_of
 from orders.models import Product
 from orders.services import rounds
@@ -257,9 +258,7 @@ def override(run_id: int):
     except DomainError as error:
         if error.status in (403, 404):
             raise
-        field = getattr(form, error.field, None) if error.field else None
-        if field is not None:
-            field.errors = [*field.errors, error.message]
+        show_on_form(form, error)  # and above the run, where the page opens
         return _render_round_for(run, form=form, error=error.message, status=error.status)
     flash("Award overridden; the other awards were re-balanced.", "info")
     return redirect(url_for(".round_runs", round_id=run.round_id, run=run_id))

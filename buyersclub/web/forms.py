@@ -19,10 +19,12 @@ T = TypeVar("T")
 
 def show_on_form(form: FlaskForm, error: DomainError, names: Mapping[str, str] | None = None) -> None:
     """Put the error next to the field it names (``names`` maps a service's field to the form's; a
-    dotted name falls back to its first part), or at the top of the form."""
+    dotted name falls back to its first part, mapped too), or at the top of the form."""
+    names = names or {}
     wanted = error.field or ""
-    wanted = (names or {}).get(wanted, wanted)
-    for name in (wanted, wanted.split(".")[0]):
+    wanted = names.get(wanted, wanted)
+    first = wanted.split(".")[0]
+    for name in (wanted, names.get(first, first)):
         if name and name != "csrf_token" and name in form:
             form[name].errors = [*form[name].errors, error.message]
             return

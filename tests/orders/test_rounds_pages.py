@@ -145,3 +145,22 @@ def test_after_the_deadline_the_page_says_so_and_refuses_the_form(client, admin,
     assert response.status_code == 409
     assert "has passed" in response.get_data(as_text=True)
     assert session.scalar(select(func.count()).select_from(Commitment)) == 0
+
+
+def test_a_service_error_lands_next_to_the_field_it_names(app):
+    """A price break's error goes to its cell and above the form; a restriction's to the restrictions
+    box; a field the form lacks, above the form."""
+    from buyersclub.errors import InvalidInput
+    from orders.forms import ProductForm, attach_error
+
+    with app.test_request_context(method="POST", data={}):
+        form = ProductForm(meta={"csrf": False})
+        attach_error(form, InvalidInput("must not cost more per unit", field="price_breaks.1.unit_cost"))
+        attach_error(form, InvalidInput("USA is not a country code",
+                                        field="restricted_jurisdictions.0.country"))
+        attach_error(form, InvalidInput("Somebody else changed it", field="version"))
+        attach_error(form, InvalidInput("Which supplier?", field="supplier"), {"supplier": "supplier_id"})
+        assert form.break_1.form.unit_cost.errors == ["must not cost more per unit"]
+        assert form.restrictions.errors == ["USA is not a country code"]
+        assert form.supplier_id.errors == ["Which supplier?"]
+        assert form.form_errors == ["Price break 2: must not cost more per unit", "Somebody else changed it"]
