@@ -13,7 +13,9 @@ free units, shipping, tax), then times:
 * a bare WeasyPrint loop over the same HTML in this process
   (``HTML(string=...).write_pdf(stylesheets=...)``, one ``FontConfiguration``
   and the shared stylesheets parsed once for all, as the batch does; no safe
-  fetcher, nothing written), the least any rendering must cost.
+  fetcher, nothing written, the interpreter's collector as it comes), the
+  least plain WeasyPrint costs. The batch sets the collector for rendering
+  (``invoices.batch``), so it can come out cheaper than this.
 
 It prints PDFs per second for each, the per-invoice cost of the 1-process batch
 against the bare loop (target at most 1.3x) and the 2-process throughput
