@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from buyersclub.audit.models import AuditEvent
 from buyersclub.db import db
 from buyersclub.ledger import chart
-from buyersclub.ledger.models import LedgerAccount, Posting
+from buyersclub.ledger.models import JournalEntry, LedgerAccount, Posting
 from buyersclub.ledger.services import trial_balance
+from buyersclub.money import from_cents
 from invoices.models import (
     CheckoutAttempt,
     CheckoutStatus,
@@ -497,4 +498,55 @@ def test_concurrent_duplicates_pay_once(committing_db):
     assert payment.amount == payment.applied == due
     assert payments.balance_due(db.session.get(Invoice, invoice_id)) == 0
     assert db.session.scalar(select(func.count()).select_from(StripeEvent)) == 3
+    assert trial_balance().balanced
+
+
+@pytest.mark.postgres_only
+def test_concurrent_news_of_one_failed_refund_reverse_it_once(committing_db):
+    app = committing_db
+    invoice_id, _ = one_issued_invoice()
+    db.session.commit()
+    invoice = db.session.get(Invoice, invoice_id)
+    due = payments.balance_due(invoice)
+    cents = int(due * 100)
+    made = refund(cents // 2, refund_id="re_race", payment_intent="pi_refund_race")
+    with stripe_configured(app):
+        client = app.test_client()
+        paid = checkout_completed_event(invoice, cents, payment_intent="pi_refund_race")
+        ok(post_event(client, paid), "paid")
+        ok(post_event(client, charge_refunded_event("pi_refund_race", cents, [made])), "re_race")
+    db.session.expire_all()
+    assert payments.balance_due(db.session.get(Invoice, invoice_id)) == from_cents(cents // 2)
+
+    # Three copies of one event, and the same failure under the two other event types.
+    same = refund_failed_event(made)
+    events = [same] * 3 + [refund_failed_event(made, type_="refund.failed"),
+                           refund_failed_event(made, type_="refund.updated")]
+    barrier = threading.Barrier(len(events))
+    statuses: list[int] = []
+
+    def deliver(payload) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = post_event(client, payload)
+        if response.status_code != 200:  # Stripe's retry
+            response = post_event(client, payload)
+        statuses.append(response.status_code)
+
+    with stripe_configured(app):
+        threads = [threading.Thread(target=deliver, args=(payload,)) for payload in events]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert statuses == [200] * len(events)
+    db.session.expire_all()
+    failed = db.session.scalar(select(Refund).where(Refund.stripe_refund == "re_race"))
+    assert failed.failed_at is not None and failed.failure_entry_id is not None
+    reversals = db.session.scalar(select(func.count(JournalEntry.id)).where(
+        JournalEntry.source_type == "refund_failure", JournalEntry.source_id == failed.id))
+    assert reversals == 1
+    assert payments.balance_due(db.session.get(Invoice, invoice_id)) == 0
+    assert db.session.scalar(select(func.count()).select_from(StripeEvent)) == 2 + 3
     assert trial_balance().balanced
