@@ -461,19 +461,9 @@ def test_unknown_events_and_others_sessions_are_stored_as_ignored(client, approv
 # --- Concurrency (PostgreSQL, real commits) ---------------------------------------------------------
 
 
-@pytest.mark.postgres_only
-def test_concurrent_duplicates_pay_once(committing_db):
-    app = committing_db
-    invoice_id, _ = one_issued_invoice()
-    db.session.commit()
-    invoice = db.session.get(Invoice, invoice_id)
-    due = payments.balance_due(invoice)
-    cents = int(due * 100)
-    same = checkout_completed_event(invoice, cents, payment_intent="pi_race", session_id="cs_race")
-    # Four copies of one event, and the same payment under two other event ids.
-    ids = {"payment_intent": "pi_race", "session_id": "cs_race"}
-    events = [same] * 4 + [checkout_completed_event(invoice, cents, **ids),
-                           async_payment_event(invoice, cents, **ids)]
+def deliver_at_once(app, events: list[dict]) -> list[int]:
+    """Each event from its own thread, all released together; a refused delivery is retried once, as
+    Stripe would. Returns the final statuses."""
     barrier = threading.Barrier(len(events))
     statuses: list[int] = []
 
@@ -491,8 +481,28 @@ def test_concurrent_duplicates_pay_once(committing_db):
             thread.start()
         for thread in threads:
             thread.join()
+    return statuses
 
-    assert statuses == [200] * len(events)
+
+def committed_invoice() -> tuple[Invoice, Decimal]:
+    """One issued invoice, committed for every connection to see, and its balance due."""
+    invoice_id, _ = one_issued_invoice()
+    db.session.commit()
+    invoice = db.session.get(Invoice, invoice_id)
+    return invoice, payments.balance_due(invoice)
+
+
+@pytest.mark.postgres_only
+def test_concurrent_duplicates_pay_once(committing_db):
+    app = committing_db
+    invoice, due = committed_invoice()
+    invoice_id, cents = invoice.id, int(due * 100)
+    same = checkout_completed_event(invoice, cents, payment_intent="pi_race", session_id="cs_race")
+    # Four copies of one event, and the same payment under two other event ids.
+    ids = {"payment_intent": "pi_race", "session_id": "cs_race"}
+    events = [same] * 4 + [checkout_completed_event(invoice, cents, **ids),
+                           async_payment_event(invoice, cents, **ids)]
+    assert deliver_at_once(app, events) == [200] * len(events)
     db.session.expire_all()
     [payment] = db.session.scalars(select(Payment).where(Payment.invoice_id == invoice_id)).all()
     assert payment.amount == payment.applied == due
@@ -504,11 +514,8 @@ def test_concurrent_duplicates_pay_once(committing_db):
 @pytest.mark.postgres_only
 def test_concurrent_news_of_one_failed_refund_reverse_it_once(committing_db):
     app = committing_db
-    invoice_id, _ = one_issued_invoice()
-    db.session.commit()
-    invoice = db.session.get(Invoice, invoice_id)
-    due = payments.balance_due(invoice)
-    cents = int(due * 100)
+    invoice, due = committed_invoice()
+    invoice_id, cents = invoice.id, int(due * 100)
     made = refund(cents // 2, refund_id="re_race", payment_intent="pi_refund_race")
     with stripe_configured(app):
         client = app.test_client()
@@ -522,25 +529,7 @@ def test_concurrent_news_of_one_failed_refund_reverse_it_once(committing_db):
     same = refund_failed_event(made)
     events = [same] * 3 + [refund_failed_event(made, type_="refund.failed"),
                            refund_failed_event(made, type_="refund.updated")]
-    barrier = threading.Barrier(len(events))
-    statuses: list[int] = []
-
-    def deliver(payload) -> None:
-        client = app.test_client()
-        barrier.wait()
-        response = post_event(client, payload)
-        if response.status_code != 200:  # Stripe's retry
-            response = post_event(client, payload)
-        statuses.append(response.status_code)
-
-    with stripe_configured(app):
-        threads = [threading.Thread(target=deliver, args=(payload,)) for payload in events]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    assert statuses == [200] * len(events)
+    assert deliver_at_once(app, events) == [200] * len(events)
     db.session.expire_all()
     failed = db.session.scalar(select(Refund).where(Refund.stripe_refund == "re_race"))
     assert failed.failed_at is not None and failed.failure_entry_id is not None
