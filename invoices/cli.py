@@ -5,6 +5,9 @@ missing invoices are all issued, or none is. Their PDFs are rendered after it
 committed (``invoices.batch``): a PDF that fails never takes an issued invoice
 back; the command names it and says how to render what is missing, which
 ``render-invoice-pdfs`` does (existing files are kept unless ``--force``).
+Then each member's staff are e-mailed a notice of the new invoice, one
+transaction per invoice (``invoices.services.reminders.send_notices``); a
+notice not delivered is sent by the next ``send-reminders``.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ import click
 from flask.cli import with_appcontext
 
 from buyersclub.cli import CLI_ACTOR, transactional
-from invoices import batch
+from buyersclub.db import db
+from invoices import batch, reminder_cli
 from invoices.models import Invoice
-from invoices.services import issuing
+from invoices.services import issuing, reminders
 from orders.services.rounds import get_round
 
 
@@ -34,16 +38,35 @@ def _issue(round_id: int, without_subsidy_run: bool) -> list[Invoice]:
 @click.option("--without-subsidy-run", is_flag=True,
               help="Issue even though the round's subsidy run is not approved (no subsidy credits).")
 @click.option("--no-pdfs", is_flag=True, help="Do not render the PDFs now (render-invoice-pdfs does later).")
+@click.option("--no-notices", is_flag=True,
+              help="Do not e-mail the members now (the next send-reminders does).")
 @with_appcontext
-def issue_invoices(round_id: int, without_subsidy_run: bool, no_pdfs: bool) -> None:
-    """Issue a round's invoices: one per member allocated units that has none yet; then their PDFs."""
+def issue_invoices(round_id: int, without_subsidy_run: bool, no_pdfs: bool, no_notices: bool) -> None:
+    """Issue a round's invoices: one per member allocated units that has none yet; then their PDFs, and a
+    notice to each member's staff."""
     issued = _issue(round_id, without_subsidy_run)
     if not issued:
         click.echo("No invoices to issue: every member allocated units has one.")
     else:
         click.echo(f"Issued {len(issued)} invoice{'s' if len(issued) != 1 else ''}.")
+    pdfs_failed = None
     if not no_pdfs:
-        _render(round_id, force=False, after_issue=True)
+        try:
+            _render(round_id, force=False, after_issue=True)
+        except click.ClickException as failed:  # the members are told all the same: their page renders it
+            pdfs_failed = failed
+    if not no_notices:
+        _notify(round_id)
+    if pdfs_failed is not None:
+        raise pdfs_failed
+
+
+@transactional
+def _notify(round_id: int) -> None:
+    reminder_cli.warn_without_public_url()
+    summary = reminders.send_notices(CLI_ACTOR, commit=db.session.commit, round_id=round_id,
+                                     on_reminder=lambda notice: click.echo(reminder_cli.line(notice)))
+    reminder_cli.report(summary, dry_run=False, kinds=(reminders.NEW_INVOICE,))
 
 
 @click.command("render-invoice-pdfs")

@@ -86,6 +86,8 @@ class Invoice(Base):
     voided_at: Mapped[datetime | None]
     void_reason: Mapped[str | None] = mapped_column(Text)
     last_reminder_at: Mapped[datetime | None]
+    # When the member's staff were e-mailed that it was issued (invoices.services.reminders).
+    notified_at: Mapped[datetime | None]
 
     lines: Mapped[list[InvoiceLine]] = relationship(
         back_populates="invoice", order_by="InvoiceLine.position"

@@ -37,7 +37,7 @@ from buyersclub.web.forms import attempt
 from invoices import pdf as invoices_pdf
 from invoices import stripe_gateway
 from invoices.models import Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod
-from invoices.services import checkout, credit_notes, issuing, payments, queries
+from invoices.services import checkout, credit_notes, issuing, payments, queries, reminders
 from orders import pdf
 from orders.models import Round
 from orders.services.rounds import get_round
@@ -94,6 +94,10 @@ class PayForm(FlaskForm):
 
 class IssueForm(FlaskForm):
     without_subsidy_run = BooleanField("Issue without an approved subsidy run (no subsidy credits)")
+
+
+class NoticeForm(FlaskForm):
+    """Only the CSRF token: e-mail the round's members their new invoices."""
 
 
 # --- Lists ---------------------------------------------------------------------------------------
@@ -307,6 +311,10 @@ def _round_page(round_id: int, form: IssueForm, status: int = 200):
         can_issue=actor.has_role(Role.FINANCE) and found.status in issuing.INVOICEABLE,
         total=sum((invoice.total for invoice in invoices if invoice.status == InvoiceStatus.ISSUED),
                   Decimal("0.00")),
+        untold=sum(1 for invoice in invoices
+                   if invoice.status == InvoiceStatus.ISSUED and invoice.notified_at is None)
+        if actor.has_role(Role.FINANCE) else 0,
+        notice_form=NoticeForm(),
     ), status
 
 
@@ -330,9 +338,31 @@ def issue(round_id: int):
         return _round_page(round_id, form, status)
     if issued:
         flash(f"{len(issued)} invoice{'s' if len(issued) != 1 else ''} issued: "
-              f"{issued[0].number} to {issued[-1].number}.", "info")
+              f"{issued[0].number} to {issued[-1].number}. Their members are not e-mailed yet: "
+              "\"E-mail them now\" below does it, or the next scheduled send-reminders.", "info")
     else:
         flash("Every member allocated units already has an invoice for this round.", "info")
+    return redirect(url_for(".round_invoices", round_id=round_id))
+
+
+@bp.post("/rounds/<int:round_id>/invoices/notices")
+@login_required
+def send_notices(round_id: int):
+    """E-mail each member of the round a notice of its invoice, if not done yet (one commit each)."""
+    actor = current_actor()
+    actor.require(Role.FINANCE)
+    get_round(actor, round_id)
+    if not NoticeForm().validate_on_submit():
+        flash("The form expired. Please press \"E-mail them now\" again.", "error")
+        return redirect(url_for(".round_invoices", round_id=round_id))
+    summary = reminders.send_notices(actor, commit=db.session.commit, round_id=round_id)
+    sent = summary.sent
+    flash(f"{sent} member{'' if sent == 1 else 's'} e-mailed {'its' if sent == 1 else 'their'} invoice.",
+          "info")
+    for notice in summary.reminders:
+        if notice.outcome in (reminders.FAILED, reminders.NO_RECIPIENTS):
+            flash(f"{notice.number} ({notice.organisation}): {notice.outcome}, {notice.problem}. "
+                  "The next send-reminders tries again.", "error")
     return redirect(url_for(".round_invoices", round_id=round_id))
 
 

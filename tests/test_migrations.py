@@ -81,3 +81,19 @@ def test_every_migration_downgrades_and_upgrades_again(migration_app):
     command.upgrade(config, "head")
     command.check(config)
     assert set(db.metadata.tables) <= table_names()
+
+
+def test_invoices_issued_before_notices_existed_count_as_told(migration_app):
+    """0011 marks existing invoices notified, so the first send-reminders does not mail them all."""
+    from invoices.models import Invoice
+    from tests.invoices.stripe_helpers import one_issued_invoice
+
+    config = alembic_config()
+    command.upgrade(config, "head")
+    invoice_id, _ = one_issued_invoice()
+    db.session.commit()
+    assert db.session.get(Invoice, invoice_id).notified_at is None
+    db.session.remove()
+    command.downgrade(config, "0010")
+    command.upgrade(config, "0011")
+    assert db.session.get(Invoice, invoice_id).notified_at is not None

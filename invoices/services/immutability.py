@@ -2,8 +2,8 @@
 
 A ``before_flush`` listener refuses, on every database:
 
-* any change to an ``Invoice`` once written, except ``last_reminder_at``
-  (reminders) and the changes a service declares with :func:`allow_change`
+* any change to an ``Invoice`` once written, except ``last_reminder_at`` and
+  ``notified_at`` (notices and reminders) and the changes a service declares with :func:`allow_change`
   just before making them -- voiding (``status``, ``voided_at``,
   ``void_reason``) and linking the issuing entry (``journal_entry_id``, once);
   likewise a refund Stripe could not make is marked failed (``failed_at``,
@@ -28,7 +28,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from buyersclub.errors import Conflict
 from invoices.models import CreditNote, Invoice, InvoiceLine, Payment, Refund
 
-ALWAYS_CHANGEABLE = {Invoice: frozenset({"last_reminder_at"}),
+ALWAYS_CHANGEABLE = {Invoice: frozenset({"last_reminder_at", "notified_at"}),
                      Payment: frozenset({"stripe_checkout_session"}),
                      Refund: frozenset({"stripe_refund"})}
 GUARDED = (Invoice, InvoiceLine, CreditNote, Payment, Refund)

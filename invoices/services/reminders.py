@@ -1,4 +1,10 @@
-"""Overdue reminders: a notice to the member's staff for each invoice left unpaid after its due date.
+"""Mail to members about their invoices: a notice of each new invoice, and overdue reminders.
+
+A **notice** goes once for each invoice issued (``notified_at`` is still empty):
+its number, total, balance due and due date, the link to its page (PDF and
+card payment) and how to pay by transfer. ``issue-invoices`` sends a round's
+right after issuing it; ``send-reminders`` sends any still unsent (invoices
+issued from the web pages), before its reminders.
 
 An invoice is **due a reminder** when it is issued (not void), its due date
 has passed, it still has a balance due, and no reminder went out for it in the
@@ -47,8 +53,12 @@ from buyersclub.organisations.models import Organisation
 from invoices.models import Invoice, InvoiceStatus
 from invoices.services import payments
 from invoices.services.queries import balance_due_cents
+from orders.models import Round
 
 DEFAULT_INTERVAL_DAYS = 7
+# What a message is about.
+NEW_INVOICE = "new invoice"
+OVERDUE = "overdue"
 # What happened to each invoice's reminder.
 SENT = "sent"
 DRY_RUN = "would send"
@@ -70,6 +80,7 @@ class Reminder:
     recipients: tuple[str, ...]
     outcome: str
     problem: str | None = None
+    kind: str = OVERDUE
     # When the invoice was reminded before this one (kept to take the mark back if delivery fails).
     previous_reminder_at: datetime | None = None
     # Filled in once the transaction commits: the addresses the notice could not be delivered to.
@@ -136,11 +147,104 @@ def invoice_link(invoice: Invoice) -> str:
 
 
 def _reminder(invoice: Invoice, name: str, now: datetime, outcome: str, problem: str | None = None,
-              balance: Decimal | None = None) -> Reminder:
+              balance: Decimal | None = None, kind: str = OVERDUE) -> Reminder:
     return Reminder(invoice_id=invoice.id, number=invoice.number, organisation=name,
                     balance_due=balance if balance is not None else payments.balance_due(invoice),
                     due_on=invoice.due_on, days_overdue=(now.date() - invoice.due_on).days,
-                    recipients=recipients(invoice.organisation_id), outcome=outcome, problem=problem)
+                    recipients=recipients(invoice.organisation_id), outcome=outcome, problem=problem,
+                    kind=kind)
+
+
+def _locked(invoice_id: int, *, dry_run: bool) -> tuple[Invoice, str]:
+    """The invoice (its row locked unless ``dry_run``) and its member's name."""
+    statement = select(Invoice).where(Invoice.id == invoice_id)
+    if not dry_run:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    invoice = db.session.scalar(statement)
+    if invoice is None:
+        raise InvalidInput(f"There is no invoice {invoice_id}.", field="invoice_id")
+    name = db.session.scalar(select(Organisation.name).where(Organisation.id == invoice.organisation_id)) \
+        or invoice.bill_to.get("name", "")
+    return invoice, name
+
+
+# --- Notices of new invoices ---------------------------------------------------------------------
+
+
+def due_for_notice(round_id: int | None = None) -> list[int]:
+    """Ids of the live invoices whose members have not been told of them yet (of one round, or all)."""
+    statement = select(Invoice.id).where(Invoice.status == InvoiceStatus.ISSUED,
+                                         Invoice.notified_at.is_(None))
+    if round_id is not None:
+        statement = statement.where(Invoice.round_id == round_id)
+    return list(db.session.scalars(statement.order_by(Invoice.id)))
+
+
+def notify(actor: Actor, invoice_id: int, *, now: datetime | None = None, dry_run: bool = False) -> Reminder:
+    """Mark the invoice notified and queue its notice (sent when the transaction commits); like
+    :func:`remind`, it checks again under the row's lock and leaves alone an invoice already told."""
+    actor.require(Role.FINANCE)
+    now = _now(now)
+    invoice, name = _locked(invoice_id, dry_run=dry_run)
+    if invoice.status != InvoiceStatus.ISSUED or invoice.notified_at is not None:
+        return _reminder(invoice, name, now, NOT_DUE, kind=NEW_INVOICE)
+    notice = _reminder(invoice, name, now, DRY_RUN if dry_run else SENT, kind=NEW_INVOICE)
+    if not notice.recipients:
+        return replace(notice, outcome=NO_RECIPIENTS,
+                       problem="the organisation has no active member staff to send it to")
+    if dry_run:
+        return notice
+    invoice.notified_at = now
+    db.session.flush()
+    subject, body = _notice_message(invoice, notice)
+    _deliver_after_commit(notice, subject, body)
+    record(actor, "invoice.notice_sent", "invoice", invoice.id, organisation_id=invoice.organisation_id,
+           after={"notified_at": now, "balance_due": notice.balance_due, "due_on": invoice.due_on,
+                  "recipients": list(notice.recipients)})
+    return notice
+
+
+def _notice_message(invoice: Invoice, notice: Reminder) -> tuple[str, str]:
+    currency = invoice.currency or current_app.config.get("CLUB_CURRENCY", "USD")
+    balance = format_money(notice.balance_due, currency)
+    club_name = current_app.config.get("CLUB_NAME", "The buyers' club")
+    owed = f"{balance} due by {invoice.due_on.isoformat()}" if notice.balance_due > 0 else "nothing to pay"
+    subject = f"Invoice {invoice.number} from {club_name}: {owed}"
+    round_name = db.session.scalar(select(Round.name).where(Round.id == invoice.round_id))
+    body = render_template(
+        "invoices/mail/issued.txt", invoice=invoice, notice=notice, balance=balance,
+        total=format_money(invoice.total, currency), round_name=round_name, link=invoice_link(invoice),
+        bank_details=current_app.config.get("CLUB_BANK_DETAILS"), club_name=club_name,
+        card=bool(current_app.config.get("STRIPE_SECRET_KEY")))
+    return subject, body
+
+
+def send_notices(
+    actor: Actor,
+    *,
+    commit: Callable[[], None],
+    now: datetime | None = None,
+    dry_run: bool = False,
+    round_id: int | None = None,
+    on_reminder: Callable[[Reminder], None] | None = None,
+) -> Summary:
+    """Tell members of every invoice not yet notified (of one round, or all), one transaction each."""
+    actor.require(Role.FINANCE)
+    now = _now(now)
+    summary = Summary()
+    for invoice_id in due_for_notice(round_id):
+        if dry_run:
+            notice = notify(actor, invoice_id, now=now, dry_run=True)
+        else:
+            notice = _send_one(actor, lambda invoice_id=invoice_id: notify(actor, invoice_id, now=now), now,
+                               commit)
+        summary.reminders.append(notice)
+        if on_reminder is not None:
+            on_reminder(notice)
+    return summary
+
+
+# --- Overdue reminders ---------------------------------------------------------------------------
 
 
 def _still_due(invoice: Invoice, now: datetime) -> bool:
@@ -157,14 +261,7 @@ def remind(actor: Actor, invoice_id: int, *, now: datetime | None = None, dry_ru
     """
     actor.require(Role.FINANCE)
     now = _now(now)
-    statement = select(Invoice).where(Invoice.id == invoice_id)
-    if not dry_run:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    invoice = db.session.scalar(statement)
-    if invoice is None:
-        raise InvalidInput(f"There is no invoice {invoice_id}.", field="invoice_id")
-    name = db.session.scalar(select(Organisation.name).where(Organisation.id == invoice.organisation_id)) \
-        or invoice.bill_to.get("name", "")
+    invoice, name = _locked(invoice_id, dry_run=dry_run)
     if not _still_due(invoice, now):
         return _reminder(invoice, name, now, NOT_DUE)
     reminder = _reminder(invoice, name, now, DRY_RUN if dry_run else SENT)
@@ -226,26 +323,30 @@ def send_reminders(
     dry_run: bool = False,
     on_reminder: Callable[[Reminder], None] | None = None,
 ) -> Summary:
-    """Remind about every invoice due a reminder, one transaction per invoice (``commit`` ends each).
+    """Send the notices of new invoices not sent yet, then remind about every invoice due a reminder;
+    one transaction per invoice (``commit`` ends each).
 
     With ``dry_run`` nothing is marked or sent and nothing is committed.
     """
     actor.require(Role.FINANCE)
     now = _now(now)
-    summary = Summary()
+    summary = send_notices(actor, commit=commit, now=now, dry_run=dry_run, on_reminder=on_reminder)
     for invoice_id in due_for_reminder(now):
         if dry_run:
             reminder = remind(actor, invoice_id, now=now, dry_run=True)
         else:
-            reminder = _send_one(actor, invoice_id, now, commit)
+            reminder = _send_one(actor, lambda invoice_id=invoice_id: remind(actor, invoice_id, now=now), now,
+                                 commit)
         summary.reminders.append(reminder)
         if on_reminder is not None:
             on_reminder(reminder)
     return summary
 
 
-def _send_one(actor: Actor, invoice_id: int, now: datetime, commit: Callable[[], None]) -> Reminder:
-    reminder = remind(actor, invoice_id, now=now)
+def _send_one(actor: Actor, mark: Callable[[], Reminder], now: datetime,
+              commit: Callable[[], None]) -> Reminder:
+    """``mark()`` marks one invoice and queues its message; commit, then see whether it was delivered."""
+    reminder = mark()
     try:
         commit()
     except Exception as error:  # the database refused: nothing was marked or sent
@@ -263,13 +364,14 @@ def _send_one(actor: Actor, invoice_id: int, now: datetime, commit: Callable[[],
 
 
 def _take_back_mark(actor: Actor, reminder: Reminder, now: datetime, problem: str) -> None:
-    """After a failed delivery: forget the reminder that did not go out, so the next run sends it."""
+    """After a failed delivery: forget the message that did not go out, so the next run sends it."""
     invoice = db.session.scalar(select(Invoice).where(Invoice.id == reminder.invoice_id).with_for_update()
                                 .execution_options(populate_existing=True))
-    if invoice is None or invoice.last_reminder_at != now:
+    mark, action, previous = ("notified_at", "invoice.notice_failed", None) if reminder.kind == NEW_INVOICE \
+        else ("last_reminder_at", "invoice.reminder_failed", reminder.previous_reminder_at)
+    if invoice is None or getattr(invoice, mark) != now:
         return  # the commit itself failed: nothing was marked
-    invoice.last_reminder_at = reminder.previous_reminder_at
+    setattr(invoice, mark, previous)
     db.session.flush()
-    record(actor, "invoice.reminder_failed", "invoice", invoice.id, organisation_id=invoice.organisation_id,
-           before={"last_reminder_at": now},
-           after={"last_reminder_at": reminder.previous_reminder_at, "problem": problem[:500]})
+    record(actor, action, "invoice", invoice.id, organisation_id=invoice.organisation_id,
+           before={mark: now}, after={mark: previous, "problem": problem[:500]})

@@ -31,6 +31,8 @@ def overdue(app, approved):
     payments.record_payment(finance, invoices["B"].id, "cheque", "1", utcnow().date(),
                             str(payments.balance_due(invoices["B"])))
     credit_notes.void_invoice(finance, invoices["D"].id, "Issued in error")
+    for invoice in issued:  # their members were told when they were issued (test_notices.py)
+        invoice.notified_at = utcnow()
     db.session.commit()
     due_on = invoices["A"].due_on
 
@@ -162,12 +164,15 @@ def test_the_command_prints_progress_and_a_summary(app, session, approved):
     dry = runner.invoke(args=["send-reminders", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert all(number in dry.output for number in owing)
-    assert f"Dry run: {len(owing)} reminders would be sent" in dry.output
+    assert (f"Dry run: {len(issued)} notices of new invoices and {len(owing)} reminders would be sent"
+            in dry.output)
     assert mail.outbox() == []
 
     result = runner.invoke(args=["send-reminders"])
     assert result.exit_code == 0, result.output
+    assert "(new invoice)\tsent to 1 person" in result.output
     assert "(1 day overdue)\tsent to 1 person" in result.output
-    assert f"Sent {len(owing)} reminders" in result.output
-    assert len(mail.outbox()) == len(owing)
-    assert "Sent 0 reminders (0 invoices" in runner.invoke(args=["send-reminders"]).output
+    assert f"Sent {len(issued)} notices of new invoices and {len(owing)} reminders" in result.output
+    assert len(mail.outbox()) == len(issued) + len(owing)
+    assert ("Sent 0 notices of new invoices and 0 reminders (0 new invoices, 0 invoices"
+            in runner.invoke(args=["send-reminders"]).output)
