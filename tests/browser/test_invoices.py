@@ -18,6 +18,7 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from buyersclub import mail
 from buyersclub.actor import Actor
 from buyersclub.db import db
 from buyersclub.organisations.models import Organisation
@@ -108,6 +109,13 @@ def test_finance_issues_and_the_member_downloads_pays_by_card_and_sees_it_paid(
     page.goto(f"/rounds/{delivered}/invoices")
     page.get_by_role("button", name="Issue invoices").click()
     expect(page.get_by_text(re.compile(r"2 invoices issued: INV-\d{4}-\d{5} to"))).to_be_visible()
+    page.get_by_role("button", name="E-mail them now").click()
+    expect(page.get_by_text("1 member e-mailed its invoice.")).to_be_visible()
+    # Birch Health has no staff account yet: finance is told, and the next run tries again.
+    expect(page.get_by_text(re.compile(r"\(Birch Health\): no recipients"))).to_be_visible()
+    with live_server.app.app_context():
+        told = {message["To"]: message["Subject"] for message in mail.outbox()}
+    assert re.match(r"Invoice INV-\d{4}-\d{5} from .*: \$[\d,]+\.\d\d due by", told[live_member.email])
     page.get_by_role("button", name="Sign out").click()
 
     browser_sign_in(page, live_member)
