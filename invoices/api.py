@@ -7,7 +7,7 @@ organisation's (another organisation's invoice is 404).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +22,9 @@ from buyersclub.errors import InvalidInput
 from buyersclub.money import from_cents
 from invoices import pdf as invoices_pdf
 from invoices.models import CreditNote, Invoice, InvoiceStatus, LineKind, Payment, PaymentMethod
-from invoices.services import checkout, credit_notes, issuing, payments, queries
+from invoices.services import checkout, credit_notes, issuing, payments, queries, reminders
 from orders import pdf
+from orders.services.rounds import get_round
 
 bp = ApiBlueprint("invoices_api", __name__, tag="invoices")
 
@@ -132,6 +133,8 @@ class InvoiceOut(BaseModel):
     tax_exempt_certificate: str | None
     subsidy_run_id: int | None
     void_reason: str | None
+    notified_at: datetime | None = Field(
+        None, description="When the member's staff were e-mailed that it was issued; null until then")
 
 
 class InvoiceDetailOut(InvoiceOut):
@@ -152,6 +155,22 @@ class IssuedOut(BaseModel):
     issued: list[InvoiceOut]
 
 
+class NoticeOut(BaseModel):
+    invoice_id: int
+    number: str
+    organisation: str
+    outcome: str = Field(description="sent, no recipients (no active member staff), failed, or no longer "
+                                     "due (told by another run, or void)")
+    recipients: int = Field(description="How many of the member's staff it was sent to")
+    problem: str | None
+
+
+class NoticesOut(BaseModel):
+    round_id: int
+    sent: int
+    notices: list[NoticeOut]
+
+
 def invoice_out(invoice: Invoice, found: payments.Settlement | None = None) -> InvoiceOut:
     found = found or payments.settlement(invoice)
     void = invoice.status == InvoiceStatus.VOID
@@ -162,7 +181,8 @@ def invoice_out(invoice: Invoice, found: payments.Settlement | None = None) -> I
         due_on=invoice.due_on, currency=invoice.currency, total=invoice.total, paid=found.paid,
         credited=found.credited, balance_due=Decimal("0.00") if void else found.balance_due,
         bill_to=invoice.bill_to, tax_exempt_certificate=invoice.tax_exempt_certificate,
-        subsidy_run_id=invoice.subsidy_run_id, void_reason=invoice.void_reason)
+        subsidy_run_id=invoice.subsidy_run_id, void_reason=invoice.void_reason,
+        notified_at=invoice.notified_at)
 
 
 def payment_out(payment: Payment, refunded: Decimal) -> PaymentOut:
@@ -219,6 +239,22 @@ def issue_invoices(actor: Actor, round_id: int):
     body = parse_body(IssueIn) if request.get_data(cache=True).strip() else IssueIn()
     issued = issuing.issue_round_invoices(actor, round_id, without_subsidy_run=body.without_subsidy_run)
     return IssuedOut(round_id=round_id, issued=[invoice_out(invoice) for invoice in issued])
+
+
+@bp.endpoint("/rounds/<int:round_id>/invoices/notices", "POST", summary="E-mail members their new invoices",
+             roles=FINANCE, response=NoticesOut)
+def send_notices(actor: Actor, round_id: int):
+    """Each live invoice of the round whose member has not been told yet: one e-mail to the member's
+    active staff with the total, the balance due, the link and how to pay; marked so nobody is told
+    twice (a repeated call sends nothing new). Each invoice is committed on its own, its mail sent
+    after that commit; one nobody could be reached for stays unmarked, for the next call or the
+    scheduled `send-reminders`."""
+    get_round(actor, round_id)
+    summary = reminders.send_notices(actor, commit=db.session.commit, round_id=round_id)
+    return NoticesOut(round_id=round_id, sent=summary.sent, notices=[
+        NoticeOut(invoice_id=notice.invoice_id, number=notice.number, organisation=notice.organisation,
+                  outcome=notice.outcome, recipients=len(notice.recipients), problem=notice.problem)
+        for notice in summary.reminders])
 
 
 @bp.endpoint("/invoices", "GET", summary="Invoices (member staff: their own)", response=InvoiceOut,

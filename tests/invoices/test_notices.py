@@ -135,3 +135,23 @@ def test_members_cannot_send_the_notices(client, sign_in, approved, issued):
     client = sign_in(approved.members["A"].staff[0])
     assert client.post(f"/rounds/{approved.round.id}/invoices/notices").status_code == 403
     assert mail.outbox() == []
+
+
+def test_the_api_sends_a_round_s_notices_once_and_shows_when(client, auth, finance, approved, issued):
+    url = f"/api/v1/rounds/{approved.round.id}/invoices/notices"
+    assert client.post(url, headers=auth(approved.members["A"].staff[0])).status_code == 403
+
+    first = client.post(url, headers=auth(finance))
+    assert first.status_code == 200, first.get_json()
+    body = first.get_json()
+    assert body["sent"] == 4 and {n["outcome"] for n in body["notices"]} == {"sent"}
+    assert {n["number"] for n in body["notices"]} == {invoice.number for invoice in issued.values()}
+    assert all(n["recipients"] == 1 and n["problem"] is None for n in body["notices"])
+    again = client.post(url, headers=auth(finance)).get_json()
+    assert again["sent"] == 0 and again["notices"] == []
+    assert len(mail.outbox()) == 4
+
+    shown = client.get(f"/api/v1/invoices/{issued['A'].id}", headers=auth(finance)).get_json()
+    assert shown["notified_at"] is not None
+    assert client.post(f"/api/v1/rounds/{approved.round.id + 99}/invoices/notices",
+                       headers=auth(finance)).status_code == 404
