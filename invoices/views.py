@@ -304,11 +304,12 @@ def _round_page(round_id: int, form: IssueForm, status: int = 200):
     found = get_round(actor, round_id)
     invoices = db.session.scalars(select(Invoice).where(Invoice.round_id == found.id)
                                   .order_by(Invoice.sequence_number)).all()
+    can_issue = actor.has_role(Role.FINANCE) and found.status in issuing.INVOICEABLE
     return render_template(
         "invoices/round.html", round=found, invoices=invoices, settlements=payments.settlements(invoices),
         names=_names({invoice.organisation_id for invoice in invoices}), form=form,
         label=payments.status_label, run=issuing.approved_run(found.id),
-        can_issue=actor.has_role(Role.FINANCE) and found.status in issuing.INVOICEABLE,
+        can_issue=can_issue, to_issue=issuing.members_to_invoice(found.id) if can_issue else 0,
         total=sum((invoice.total for invoice in invoices if invoice.status == InvoiceStatus.ISSUED),
                   Decimal("0.00")),
         untold=sum(1 for invoice in invoices

@@ -318,6 +318,19 @@ def _require_invoiceable(found: Round, run: SubsidyRun | None, without_subsidy_r
             code="subsidy_run_not_approved")
 
 
+def members_to_invoice(round_id: int) -> int:
+    """How many members the next issue would invoice: allocated units or given free stock, and no
+    live invoice for the round (none before the first issue; after it, only those whose invoice was
+    voided)."""
+    found = db.session.get(Round, round_id)
+    if found is None:
+        return 0
+    facts = _round_facts(found, approved_run(found.id))
+    live = set(db.session.scalars(select(Invoice.organisation_id).where(
+        Invoice.round_id == found.id, Invoice.status == InvoiceStatus.ISSUED)))
+    return len((set(facts.units) | set(facts.free_stock)) - live)
+
+
 def issue_round_invoices(
     actor: Actor,
     round_id: int,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from buyersclub.db import db, utcnow
 from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, Refund
-from invoices.services import issuing, payments
+from invoices.services import credit_notes, issuing, payments
 
 YEAR = utcnow().year
 
@@ -138,3 +138,19 @@ def test_finance_refunds_a_payment_from_its_invoice_with_a_reason_and_a_confirma
     client.post("/sign-out")
     sign_in(member)
     assert client.get(f"/payments/{payment.id}/refund").status_code == 403
+
+
+def test_the_issue_button_shows_only_while_a_member_has_no_invoice(client, sign_in, finance, approved):
+    sign_in(finance)
+    url = f"/rounds/{approved.round.id}/invoices"
+    before = client.get(url).get_data(as_text=True)
+    assert "4 members are allocated units with no invoice for this round yet" in before
+    invoices = issued(approved)
+    db.session.commit()
+    after = client.get(url).get_data(as_text=True)
+    assert "Issue invoices</button>" not in after and "Every member allocated units has an invoice" in after
+    credit_notes.void_invoice(approved.finance, invoices["B"].id, "Issued to the wrong address")
+    db.session.commit()
+    voided = client.get(url).get_data(as_text=True)
+    assert "1 member is allocated units with no invoice for this round yet" in voided
+    assert "Issue invoices</button>" in voided
