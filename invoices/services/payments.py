@@ -38,12 +38,12 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
 from buyersclub.audit.services import record, snapshot
-from buyersclub.db import db, sql_cents, sql_cents_sum, utcnow
+from buyersclub.db import db, utcnow
 from buyersclub.errors import Conflict, InvalidInput, NotFound
 from buyersclub.ledger import chart
 from buyersclub.ledger.services import Line, post_entry
@@ -53,19 +53,12 @@ from invoices.models import REFUND_STANDS, CreditNote, Invoice, InvoiceStatus, P
 from invoices.services import round_billing  # the module: it reads this one's settlements back
 from invoices.services.immutability import allow_change
 from invoices.services.issuing import get_invoice, lock_member_credit, member_credit
+from invoices.services.queries import Status
 
 PAYMENT_KIND = "payment"
 REFUND_KIND = "refund"
 MANUAL_METHODS = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CHEQUE, PaymentMethod.OTHER)
 REFERENCE_LENGTH = 120
-
-
-class Status:
-    OPEN = "open"
-    PARTLY_PAID = "partly paid"
-    PAID = "paid"
-    OVERDUE = "overdue"
-    VOID = "void"
 
 
 # --- Amounts derived from the documents ---------------------------------------------------------
@@ -122,40 +115,6 @@ def _refunded(payment_ids: list[int]) -> dict[int, Decimal]:
 
 def settlement(invoice: Invoice) -> Settlement:
     return settlements([invoice])[invoice.id]
-
-
-@dataclass(frozen=True)
-class RoundDue:
-    """How many of a round's invoices are live, and how many of those still ask for money."""
-
-    live: int
-    with_money_due: int
-
-
-def round_due(round_id: int) -> RoundDue:
-    """:class:`RoundDue` in one aggregate query: the same rule as :class:`Settlement`, in whole cents.
-
-    Settling a round reads this, not every invoice's settlement: a round has one invoice per member.
-    """
-    of_round = select(Invoice.id).where(Invoice.round_id == round_id).scalar_subquery()
-    refunded = (select(Refund.payment_id, sql_cents_sum(Refund.amount).label("cents"))
-                .join(Payment, Payment.id == Refund.payment_id).where(Payment.invoice_id.in_(of_round))
-                .where(REFUND_STANDS).group_by(Refund.payment_id).subquery())
-    refund_cents = func.coalesce(refunded.c.cents, 0)
-    excess = sql_cents(Payment.amount) - sql_cents(Payment.applied)
-    from_applied = case((refund_cents > excess, refund_cents - excess), else_=0)  # refunded_from_applied
-    paid = (select(Payment.invoice_id, func.sum(sql_cents(Payment.applied) - from_applied).label("cents"))
-            .outerjoin(refunded, refunded.c.payment_id == Payment.id).where(Payment.invoice_id.in_(of_round))
-            .group_by(Payment.invoice_id).subquery())
-    credited = (select(CreditNote.invoice_id, sql_cents_sum(CreditNote.amount).label("cents"))
-                .where(CreditNote.invoice_id.in_(of_round)).group_by(CreditNote.invoice_id).subquery())
-    due = sql_cents(Invoice.total) - func.coalesce(paid.c.cents, 0) - func.coalesce(credited.c.cents, 0)
-    live, with_money_due = db.session.execute(
-        select(func.count(Invoice.id), func.coalesce(func.sum(case((due > 0, 1), else_=0)), 0))
-        .outerjoin(paid, paid.c.invoice_id == Invoice.id)
-        .outerjoin(credited, credited.c.invoice_id == Invoice.id)
-        .where(Invoice.round_id == round_id, Invoice.status == InvoiceStatus.ISSUED)).one()
-    return RoundDue(int(live), int(with_money_due))
 
 
 def balance_due(invoice: Invoice) -> Decimal:

@@ -1,23 +1,34 @@
 """Finding invoices: the list with its filters, scoped to what the actor may see.
 
 The balance due is derived from the documents (see ``payments``); here it is
-also written as one SQL expression, so the list can filter by status without
-loading every invoice. Amounts are compared in whole cents, so SQLite (which
+also written as one SQL expression, so the list can filter by status, and a
+round be found settled, without loading every invoice. Amounts are compared in whole cents, so SQLite (which
 keeps NUMERIC as floating point) filters exactly too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import Select, case, func, select
 
 from buyersclub.accounts.models import Role
 from buyersclub.actor import Actor
-from buyersclub.db import sql_cents, utcnow
+from buyersclub.db import db, sql_cents, utcnow
 from buyersclub.errors import InvalidInput, NotFound
 from invoices.models import REFUND_STANDS, CreditNote, Invoice, InvoiceStatus, Payment, Refund
-from invoices.services.payments import Status
+
+
+class Status:
+    """What an invoice's page and list call it: derived from its documents (``payments.status_label``)."""
+
+    OPEN = "open"
+    PARTLY_PAID = "partly paid"
+    PAID = "paid"
+    OVERDUE = "overdue"
+    VOID = "void"
+
 
 STATUSES = (Status.OPEN, Status.PARTLY_PAID, Status.PAID, Status.OVERDUE, Status.VOID)
 
@@ -36,6 +47,24 @@ def balance_due_cents():
     credited = (select(func.coalesce(func.sum(_cents(CreditNote.amount)), 0))
                 .where(CreditNote.invoice_id == Invoice.id).scalar_subquery())
     return _cents(Invoice.total) - paid - credited
+
+
+@dataclass(frozen=True)
+class RoundDue:
+    """How many of a round's invoices are live, and how many of those still ask for money."""
+
+    live: int
+    with_money_due: int
+
+
+def round_due(round_id: int) -> RoundDue:
+    """:class:`RoundDue` in one query, by :func:`balance_due_cents`: settling a round reads this, not
+    every invoice's settlement (a round has one invoice per member)."""
+    owing = func.coalesce(func.sum(case((balance_due_cents() > 0, 1), else_=0)), 0)
+    live, with_money_due = db.session.execute(
+        select(func.count(Invoice.id), owing)
+        .where(Invoice.round_id == round_id, Invoice.status == InvoiceStatus.ISSUED)).one()
+    return RoundDue(int(live), int(with_money_due))
 
 
 def _reduced():

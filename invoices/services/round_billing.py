@@ -13,7 +13,7 @@ from __future__ import annotations
 from buyersclub.actor import Actor
 from buyersclub.db import db
 from invoices.models import Invoice, InvoiceStatus
-from invoices.services import payments
+from invoices.services import payments, queries
 from orders.models import Round, RoundStatus
 from orders.services.rounds import BILLING_STATES, set_billing_status
 
@@ -28,7 +28,7 @@ def refresh_round_status(actor: Actor, changed: Invoice) -> RoundStatus:
         # Money is still due on this one: no need to read the round's other invoices.
         set_billing_status(actor, found, RoundStatus.INVOICED, because="money is due on an invoice")
         return RoundStatus.INVOICED
-    due = payments.round_due(found.id)
+    due = queries.round_due(found.id)
     if not due.live:
         wanted, because = RoundStatus.RECEIVED, "no live invoices"
     elif not due.with_money_due:

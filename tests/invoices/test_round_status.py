@@ -11,7 +11,7 @@ from buyersclub.audit.models import AuditEvent
 from buyersclub.db import utcnow
 from buyersclub.errors import Conflict
 from invoices.models import InvoiceStatus
-from invoices.services import credit_notes, issuing, payments
+from invoices.services import credit_notes, issuing, payments, queries
 from orders.models import RoundStatus
 from subsidies.services import runs
 
@@ -81,12 +81,12 @@ def test_the_round_s_invoices_with_money_due_are_counted_as_their_settlements_sa
     a, b, c, d = issuing.issue_round_invoices(ex.finance, ex.round.id)
     today = utcnow().date()
 
-    def by_settlements() -> payments.RoundDue:
+    def by_settlements() -> queries.RoundDue:
         live = [invoice for invoice in (a, b, c, d) if invoice.status == InvoiceStatus.ISSUED]
         found = payments.settlements(live)
-        return payments.RoundDue(len(live), sum(1 for each in found.values() if each.balance_due > 0))
+        return queries.RoundDue(len(live), sum(1 for each in found.values() if each.balance_due > 0))
 
-    assert payments.round_due(ex.round.id) == by_settlements() == payments.RoundDue(4, 4)
+    assert queries.round_due(ex.round.id) == by_settlements() == queries.RoundDue(4, 4)
     paid = {}
     steps = [
         lambda: payments.record_payment(ex.finance, a.id, "cheque", "CHQ-1", today, "10.01"),
@@ -103,7 +103,7 @@ def test_the_round_s_invoices_with_money_due_are_counted_as_their_settlements_sa
     seen = []
     for step in steps:
         step()
-        seen.append(payments.round_due(ex.round.id))
+        seen.append(queries.round_due(ex.round.id))
         assert seen[-1] == by_settlements()
-    assert seen[1] == payments.RoundDue(4, 3) and seen[3] == payments.RoundDue(4, 4)  # b due again
-    assert seen[-1] == payments.RoundDue(3, 0) and ex.round.status == RoundStatus.SETTLED
+    assert seen[1] == queries.RoundDue(4, 3) and seen[3] == queries.RoundDue(4, 4)  # b due again
+    assert seen[-1] == queries.RoundDue(3, 0) and ex.round.status == RoundStatus.SETTLED
