@@ -77,9 +77,15 @@ class Settlement:
         return self.total - self.paid - self.credited
 
 
+def refunded_from_excess(payment: Payment, refunded: Decimal) -> Decimal:
+    """Of ``refunded`` (a payment's refunds that stand, in all), what came out of its excess, held as
+    account credit: refunds take the excess first."""
+    return min(refunded, payment.amount - payment.applied)
+
+
 def refunded_from_applied(payment: Payment, refunded: Decimal) -> Decimal:
     """The part of a payment's refunds that came out of what it paid on the invoice (excess first)."""
-    return max(ZERO, refunded - (payment.amount - payment.applied))
+    return refunded - refunded_from_excess(payment, refunded)
 
 
 def settlements(invoices: Iterable[Invoice]) -> dict[int, Settlement]:
@@ -277,8 +283,7 @@ def _refund_split(payment: Payment, amount: Decimal) -> RefundSplit:
     if amount > left:
         raise Conflict(f"Only {left:,.2f} of this payment is left to refund ({refunded:,.2f} refunded "
                        f"of {payment.amount:,.2f}).", field="amount", code="refund_too_large")
-    excess = payment.amount - payment.applied
-    from_credit = max(ZERO, min(amount, excess - refunded))
+    from_credit = refunded_from_excess(payment, refunded + amount) - refunded_from_excess(payment, refunded)
     return RefundSplit(from_credit, amount - from_credit)
 
 
@@ -361,9 +366,9 @@ def record_refund_failure(actor: Actor, refund: Refund, reason: str) -> bool:
     db.session.refresh(refund)  # another delivery may have marked it while this one waited for the lock
     if refund.failed_at is not None:
         return False
-    excess = payment.amount - payment.applied
     standing = refunded_of(payment)
-    from_credit = min(standing, excess) - min(standing - refund.amount, excess)
+    from_credit = (refunded_from_excess(payment, standing)
+                   - refunded_from_excess(payment, standing - refund.amount))
     from_receivable = refund.amount - from_credit
     allow_change(db.session, refund, "failed_at", "failure_reason")
     refund.failed_at, refund.failure_reason = utcnow(), reason[:500]

@@ -69,6 +69,7 @@ from invoices.models import (
     Refund,
 )
 from invoices.services.credit_notes import VOID_KIND
+from invoices.services.payments import refunded_from_excess
 from invoices.services.periods import Period
 from subsidies.models import SubsidyRun
 
@@ -357,10 +358,10 @@ def _refund_moves(payments: Iterable[Payment], numbers: dict[int, str]) -> list[
     moves = []
     for when, _, failure, refund in sorted(happened, key=lambda each: each[:3]):
         payment = by_id[refund.payment_id]
-        excess = payment.amount - payment.applied
         before = refunded[payment.id]
         refunded[payment.id] += -refund.amount if failure else refund.amount
-        from_credit = abs(min(before, excess) - min(refunded[payment.id], excess))
+        from_credit = abs(refunded_from_excess(payment, before)
+                          - refunded_from_excess(payment, refunded[payment.id]))
         from_invoice = refund.amount - from_credit
         number = numbers.get(payment.invoice_id)
         of_payment = f"payment #{payment.id}" + (f" for {number}" if number else "")
