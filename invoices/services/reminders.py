@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from flask import current_app, render_template, url_for
 from sqlalchemy import or_, select
@@ -205,17 +206,13 @@ def notify(actor: Actor, invoice_id: int, *, now: datetime | None = None, dry_ru
 
 
 def _notice_message(invoice: Invoice, notice: Reminder) -> tuple[str, str]:
-    currency = invoice.currency or current_app.config.get("CLUB_CURRENCY", "USD")
-    balance = format_money(notice.balance_due, currency)
-    club_name = current_app.config.get("CLUB_NAME", "The buyers' club")
+    mail_context = _mail_context(invoice, notice.balance_due)
+    balance, club_name = mail_context["balance"], mail_context["club_name"]
     owed = f"{balance} due by {invoice.due_on.isoformat()}" if notice.balance_due > 0 else "nothing to pay"
     subject = f"Invoice {invoice.number} from {club_name}: {owed}"
     round_name = db.session.scalar(select(Round.name).where(Round.id == invoice.round_id))
-    body = render_template(
-        "invoices/mail/issued.txt", invoice=invoice, notice=notice, balance=balance,
-        total=format_money(invoice.total, currency), round_name=round_name, link=invoice_link(invoice),
-        bank_details=current_app.config.get("CLUB_BANK_DETAILS"), club_name=club_name,
-        card=bool(current_app.config.get("STRIPE_SECRET_KEY")))
+    body = render_template("invoices/mail/issued.txt", notice=notice, round_name=round_name,
+                           total=format_money(invoice.total, mail_context["currency"]), **mail_context)
     return subject, body
 
 
@@ -230,17 +227,9 @@ def send_notices(
 ) -> Summary:
     """Tell members of every invoice not yet notified (of one round, or all), one transaction each."""
     actor.require(Role.FINANCE)
-    now = _now(now)
     summary = Summary()
-    for invoice_id in due_for_notice(round_id):
-        if dry_run:
-            notice = notify(actor, invoice_id, now=now, dry_run=True)
-        else:
-            notice = _send_one(actor, lambda invoice_id=invoice_id: notify(actor, invoice_id, now=now), now,
-                               commit)
-        summary.reminders.append(notice)
-        if on_reminder is not None:
-            on_reminder(notice)
+    _send_each(actor, due_for_notice(round_id), notify, summary, commit=commit, now=_now(now),
+               dry_run=dry_run, on_reminder=on_reminder)
     return summary
 
 
@@ -303,16 +292,20 @@ def _deliver_after_commit(reminder: Reminder, subject: str, body: str) -> None:
     after_commit(deliver)
 
 
-def _message(invoice: Invoice, reminder: Reminder) -> tuple[str, str]:
+def _mail_context(invoice: Invoice, balance_due: Decimal) -> dict:
+    """What every message about an invoice shows: the balance, the link, how to pay, the club."""
     currency = invoice.currency or current_app.config.get("CLUB_CURRENCY", "USD")
-    balance = format_money(reminder.balance_due, currency)
-    subject = f"Overdue: invoice {invoice.number}, {balance} due since {invoice.due_on.isoformat()}"
-    body = render_template(
-        "invoices/mail/reminder.txt", invoice=invoice, reminder=reminder, balance=balance,
-        link=invoice_link(invoice), bank_details=current_app.config.get("CLUB_BANK_DETAILS"),
-        club_name=current_app.config.get("CLUB_NAME", "The buyers' club"),
-        card=bool(current_app.config.get("STRIPE_SECRET_KEY")))
-    return subject, body
+    return {"invoice": invoice, "currency": currency, "balance": format_money(balance_due, currency),
+            "link": invoice_link(invoice), "bank_details": current_app.config.get("CLUB_BANK_DETAILS"),
+            "club_name": current_app.config.get("CLUB_NAME", "The buyers' club"),
+            "card": bool(current_app.config.get("STRIPE_SECRET_KEY"))}
+
+
+def _message(invoice: Invoice, reminder: Reminder) -> tuple[str, str]:
+    mail_context = _mail_context(invoice, reminder.balance_due)
+    subject = (f"Overdue: invoice {invoice.number}, {mail_context['balance']} due since "
+               f"{invoice.due_on.isoformat()}")
+    return subject, render_template("invoices/mail/reminder.txt", reminder=reminder, **mail_context)
 
 
 def send_reminders(
@@ -331,16 +324,23 @@ def send_reminders(
     actor.require(Role.FINANCE)
     now = _now(now)
     summary = send_notices(actor, commit=commit, now=now, dry_run=dry_run, on_reminder=on_reminder)
-    for invoice_id in due_for_reminder(now):
+    _send_each(actor, due_for_reminder(now), remind, summary, commit=commit, now=now, dry_run=dry_run,
+               on_reminder=on_reminder)
+    return summary
+
+
+def _send_each(actor: Actor, invoice_ids: list[int], message: Callable[..., Reminder], summary: Summary, *,
+               commit: Callable[[], None], now: datetime, dry_run: bool,
+               on_reminder: Callable[[Reminder], None] | None) -> None:
+    """``message`` (:func:`notify` or :func:`remind`) for each invoice, each committed on its own."""
+    for invoice_id in invoice_ids:
         if dry_run:
-            reminder = remind(actor, invoice_id, now=now, dry_run=True)
+            reminder = message(actor, invoice_id, now=now, dry_run=True)
         else:
-            reminder = _send_one(actor, lambda invoice_id=invoice_id: remind(actor, invoice_id, now=now), now,
-                                 commit)
+            reminder = _send_one(actor, partial(message, actor, invoice_id, now=now), now, commit)
         summary.reminders.append(reminder)
         if on_reminder is not None:
             on_reminder(reminder)
-    return summary
 
 
 def _send_one(actor: Actor, mark: Callable[[], Reminder], now: datetime,

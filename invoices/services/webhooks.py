@@ -155,7 +155,7 @@ def session_completed(session: Event, event: StripeEvent) -> str:
         return _pay(invoice, session, event)
     if status == "unpaid":
         attempt = _attempt_for(session)
-        if _paid_already(session.get("payment_intent")):
+        if _paid_already(_intent_of(session)):
             return "nothing to do: already paid"
         if attempt is not None and attempt.status == CheckoutStatus.OPEN:
             attempt.status = CheckoutStatus.PENDING
@@ -176,7 +176,7 @@ def async_payment_failed(session: Event, event: StripeEvent) -> str:
     invoice = _invoice_for(session)
     if invoice is None:
         return "ignored: the session names no invoice of the club's"
-    if _paid_already(session.get("payment_intent")):
+    if _paid_already(_intent_of(session)):
         return "nothing to do: already paid"
     attempt = _attempt_for(session)
     _close(attempt, CheckoutStatus.FAILED)
@@ -197,9 +197,7 @@ def session_expired(session: Event, event: StripeEvent) -> str:
 def _pay(invoice: Invoice, session: Event, event: StripeEvent) -> str:
     if session.get("payment_status") != "paid":
         return f"ignored: payment status {session.get('payment_status')!r}"
-    payment_intent = session.get("payment_intent")
-    if isinstance(payment_intent, Mapping):
-        payment_intent = payment_intent.get("id")
+    payment_intent = _intent_of(session)
     if not payment_intent:
         log.error("stripe session %s is paid but names no payment intent", session.get("id"))
         return "ignored: a paid session without a payment intent"
