@@ -32,6 +32,7 @@ from buyersclub.accounts.views import current_actor
 from buyersclub.actor import Actor
 from buyersclub.db import db, utcnow
 from buyersclub.errors import DomainError, InvalidInput, NotFound
+from buyersclub.money import ZERO
 from buyersclub.organisations.models import Organisation
 from buyersclub.web.forms import attempt
 from invoices import pdf as invoices_pdf
@@ -155,20 +156,22 @@ def _detail(invoice_id: int, *, payment_form: PaymentForm | None = None, status:
     actor = current_actor()
     invoice = issuing.get_invoice(actor, invoice_id)
     found = payments.settlement(invoice)
+    balance_due = ZERO if invoice.status == InvoiceStatus.VOID else found.balance_due
     round_ = db.session.get(Round, invoice.round_id)
     return render_template(
         "invoices/detail.html", invoice=invoice, settlement=found, round=round_,
-        status_label=payments.status_label(invoice, found), balance_due=payments.balance_due(invoice),
+        status_label=payments.status_label(invoice, found), balance_due=balance_due,
         payments=payments.payments_for(invoice), notes=credit_notes.credit_notes_for(invoice),
         can_act=actor.has_role(Role.FINANCE) and invoice.status == InvoiceStatus.ISSUED,
         can_refund=actor.has_role(Role.FINANCE),
-        void=invoice.status == InvoiceStatus.VOID, LineKind=LineKind, paying=_paying(actor, invoice),
+        void=invoice.status == InvoiceStatus.VOID, LineKind=LineKind,
+        paying=_paying(actor, invoice, balance_due),
     ), status
 
 
-def _paying(actor: Actor, invoice: Invoice) -> dict:
+def _paying(actor: Actor, invoice: Invoice, balance_due: Decimal) -> dict:
     """How this reader may pay the invoice, and what finance should know about card attempts."""
-    due = invoice.status == InvoiceStatus.ISSUED and payments.balance_due(invoice) > 0
+    due = invoice.status == InvoiceStatus.ISSUED and balance_due > 0
     payer = checkout.may_pay(actor, invoice)
     returned = request.args.get("checkout")
     return {

@@ -174,6 +174,20 @@ def _round_facts(found: Round, run: SubsidyRun | None) -> RoundFacts:
     items = {item.product_id: item for item in db.session.scalars(
         select(RoundItem).where(RoundItem.round_id == found.id).join(RoundItem.product)
         .options(contains_eager(RoundItem.product)).order_by(Product.name, RoundItem.id))}
+    units = _allocated_units(found)
+    awards: dict[int, list[Award]] = defaultdict(list)
+    if run is not None:
+        for award in db.session.scalars(select(Award).where(Award.run_id == run.id, Award.amount > 0)
+                                        .order_by(Award.organisation_id, Award.category)):
+            awards[award.organisation_id].append(award)
+    free_stock = _free_stock(found, run)
+    weights = {member: sum(counts.values()) for member, counts in units.items() if sum(counts.values())}
+    shipping = allocate(found.shipping_cost, weights) if weights and found.shipping_cost else {}
+    return RoundFacts(found, run, items, units, awards, free_stock, shipping, _held_for_round(found, run))
+
+
+def _allocated_units(found: Round) -> dict[int, dict[int, int]]:
+    """organisation -> product -> units of its current allocations (members with none are left out)."""
     units: dict[int, dict[int, int]] = defaultdict(dict)
     for organisation_id, product_id, count in db.session.execute(
         select(Allocation.organisation_id, Allocation.product_id,
@@ -183,20 +197,18 @@ def _round_facts(found: Round, run: SubsidyRun | None) -> RoundFacts:
     ):
         if count:
             units[organisation_id][product_id] = int(count)
-    awards: dict[int, list[Award]] = defaultdict(list)
-    if run is not None:
-        for award in db.session.scalars(select(Award).where(Award.run_id == run.id, Award.amount > 0)
-                                        .order_by(Award.organisation_id, Award.category)):
-            awards[award.organisation_id].append(award)
+    return units
+
+
+def _free_stock(found: Round, run: SubsidyRun | None) -> dict[int, list[FreeStockAward]]:
+    """organisation -> the free units given to it in the round (by ``run``, or by no run)."""
     free_stock: dict[int, list[FreeStockAward]] = defaultdict(list)
     statement = select(FreeStockAward).where(FreeStockAward.round_id == found.id)
     statement = statement.where(FreeStockAward.run_id.is_(None) if run is None else
                                 (FreeStockAward.run_id.is_(None)) | (FreeStockAward.run_id == run.id))
     for row in db.session.scalars(statement.order_by(FreeStockAward.product_id)):
         free_stock[row.organisation_id].append(row)
-    weights = {member: sum(counts.values()) for member, counts in units.items() if sum(counts.values())}
-    shipping = allocate(found.shipping_cost, weights) if weights and found.shipping_cost else {}
-    return RoundFacts(found, run, items, units, awards, free_stock, shipping, _held_for_round(found, run))
+    return free_stock
 
 
 def _held_for_round(found: Round, run: SubsidyRun | None) -> dict[int, Decimal]:
@@ -318,6 +330,12 @@ def _require_invoiceable(found: Round, run: SubsidyRun | None, without_subsidy_r
             code="subsidy_run_not_approved")
 
 
+def _invoiced_members(found: Round) -> set[int]:
+    """The members with a live invoice for the round."""
+    return set(db.session.scalars(select(Invoice.organisation_id).where(
+        Invoice.round_id == found.id, Invoice.status == InvoiceStatus.ISSUED)))
+
+
 def members_to_invoice(round_id: int) -> int:
     """How many members the next issue would invoice: allocated units or given free stock, and no
     live invoice for the round (none before the first issue; after it, only those whose invoice was
@@ -325,10 +343,8 @@ def members_to_invoice(round_id: int) -> int:
     found = db.session.get(Round, round_id)
     if found is None:
         return 0
-    facts = _round_facts(found, approved_run(found.id))
-    live = set(db.session.scalars(select(Invoice.organisation_id).where(
-        Invoice.round_id == found.id, Invoice.status == InvoiceStatus.ISSUED)))
-    return len((set(facts.units) | set(facts.free_stock)) - live)
+    members = set(_allocated_units(found)) | set(_free_stock(found, approved_run(found.id)))
+    return len(members - _invoiced_members(found))
 
 
 def issue_round_invoices(
@@ -349,8 +365,7 @@ def issue_round_invoices(
     run = approved_run(found.id)
     _require_invoiceable(found, run, without_subsidy_run)
     facts = _round_facts(found, run)
-    live = set(db.session.scalars(select(Invoice.organisation_id).where(
-        Invoice.round_id == found.id, Invoice.status == InvoiceStatus.ISSUED)))
+    live = _invoiced_members(found)
     members = sorted(set(facts.units) | set(facts.free_stock))
     wanted = [member for member in members if member not in live
               and (organisation_ids is None or member in organisation_ids)]
