@@ -10,14 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from buyersclub.actor import Actor
-from buyersclub.db import db
+from buyersclub.db import db, utcnow
 from buyersclub.ledger import chart
 from buyersclub.ledger.models import JournalEntry, LedgerAccount, Posting
 from buyersclub.money import ZERO
+from invoices.models import Invoice
+from invoices.services import issuing
 from orders.models import ProductClosing
 from orders.services import closing, commitments, delivery, rounds
 from subsidies.services import runs
 from tests import factories
+from tests.invoices.stripe_helpers import FakeStripe, stripe_configured
 
 D = Decimal
 
@@ -108,3 +111,30 @@ def approved(example):
     runs.approve_run(example.admin, run.id)
     example.run = run
     return example
+
+
+def by_member(invoices, members) -> dict[str, Invoice]:
+    """Invoices keyed as the example keys its members ("A" to "D")."""
+    keys = {organisation.id: key for key, organisation in members.items()}
+    return {keys[invoice.organisation_id]: invoice for invoice in invoices}
+
+
+def issue_all(fixture) -> dict[str, Invoice]:
+    """Issue the fixture round's invoices; by member key."""
+    return by_member(issuing.issue_round_invoices(fixture.finance, fixture.round.id), fixture.members)
+
+
+@pytest.fixture
+def invoiced(approved):
+    """The approved example with its invoices issued (``.invoices`` by member key, ``.today``)."""
+    approved.invoices = issue_all(approved)
+    approved.today = utcnow().date()
+    return approved
+
+
+@pytest.fixture
+def fake(app):
+    """Stripe configured, answered by a :class:`FakeStripe` that records what it was sent."""
+    fake = FakeStripe()
+    with stripe_configured(app, STRIPE_HTTP_CLIENT=fake):
+        yield fake

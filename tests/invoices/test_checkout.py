@@ -15,7 +15,8 @@ from buyersclub.actor import Actor
 from buyersclub.audit.models import AuditEvent
 from buyersclub.db import db, utcnow
 from invoices.models import CheckoutAttempt, CheckoutStatus, Invoice
-from invoices.services import checkout, credit_notes, issuing, payments
+from invoices.services import checkout, credit_notes, payments
+from tests.invoices.conftest import issue_all
 from tests.invoices.stripe_helpers import FakeStripe, one_issued_invoice, stripe_configured
 
 SESSIONS = "/v1/checkout/sessions"
@@ -23,17 +24,8 @@ BANK = "Club Bank, account 12345678, routing 011000015"
 
 
 @pytest.fixture
-def fake(app):
-    fake = FakeStripe()
-    with stripe_configured(app, STRIPE_HTTP_CLIENT=fake):
-        yield fake
-
-
-@pytest.fixture
 def invoices(approved):
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    keys = {organisation.id: key for key, organisation in approved.members.items()}
-    return {keys[invoice.organisation_id]: invoice for invoice in issued}
+    return issue_all(approved)
 
 
 def staff(approved, key: str):

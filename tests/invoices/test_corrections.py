@@ -16,7 +16,7 @@ from invoices.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus, Lin
 from invoices.services import credit_notes, issuing, payments
 from invoices.services.immutability import InvoiceIsImmutable
 from invoices.services.numbering import next_number
-from tests.invoices.conftest import receivable_movements
+from tests.invoices.conftest import issue_all, receivable_movements
 
 D = Decimal
 YEAR = utcnow().year
@@ -27,9 +27,7 @@ TODAY = utcnow().date()
 def invoiced(approved, monkeypatch, app):
     """The worked example invoiced, with 6.25% tax in Massachusetts: A owes 20,536.21."""
     monkeypatch.setitem(app.config, "INVOICE_TAX_RATES", {"US-MA": "0.0625"})
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    ids = {organisation.id: key for key, organisation in approved.members.items()}
-    approved.invoices = {ids[invoice.organisation_id]: invoice for invoice in issued}
+    approved.invoices = issue_all(approved)
     return approved
 
 

@@ -11,20 +11,11 @@ from decimal import Decimal
 import pytest
 
 from buyersclub.db import utcnow
-from invoices.services import exports, issuing, payments
+from invoices.services import exports, payments
 from invoices.services.periods import Period, default_period
 from tests.invoices.test_full_cycle import export_text, hledger_balances, run_hledger
 
 D = Decimal
-
-
-@pytest.fixture
-def invoiced(approved):
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    approved.invoices = {key: next(i for i in issued if i.organisation_id == org.id)
-                         for key, org in approved.members.items()}
-    approved.today = utcnow().date()
-    return approved
 
 
 def rows_of(text: str) -> list[dict[str, str]]:

@@ -20,15 +20,10 @@ from orders.models import Allocation, ProductClosing
 from orders.services import closing, commitments
 from subsidies.models import Award, FreeStockAward
 from tests import factories
-from tests.invoices.conftest import close_and_receive, member, open_round, receivable_movements
+from tests.invoices.conftest import by_member, close_and_receive, member, open_round, receivable_movements
 
 D = Decimal
 YEAR = utcnow().year
-
-
-def by_member(invoices, members):
-    ids = {organisation.id: key for key, organisation in members.items()}
-    return {ids[invoice.organisation_id]: invoice for invoice in invoices}
 
 
 def lines_of(invoice, kind):

@@ -10,7 +10,8 @@ from buyersclub import mail
 from buyersclub.audit.models import AuditEvent
 from buyersclub.db import db, utcnow
 from invoices.models import Invoice
-from invoices.services import credit_notes, issuing, payments, reminders
+from invoices.services import credit_notes, payments, reminders
+from tests.invoices.conftest import issue_all
 
 BANK = "Harm Reduction Credit Union\nAccount 12345678, routing 021000021"
 
@@ -19,10 +20,9 @@ BANK = "Harm Reduction Credit Union\nAccount 12345678, routing 021000021"
 def issued(app, approved):
     saved = app.config.get("CLUB_BANK_DETAILS")
     app.config["CLUB_BANK_DETAILS"] = BANK
-    invoices = issuing.issue_round_invoices(approved.finance, approved.round.id)
+    invoices = issue_all(approved)
     db.session.commit()
-    keys = {organisation.id: key for key, organisation in approved.members.items()}
-    yield {keys[invoice.organisation_id]: invoice for invoice in invoices}
+    yield invoices
     app.config["CLUB_BANK_DETAILS"] = saved
 
 

@@ -8,15 +8,13 @@ from sqlalchemy import func, select
 
 from buyersclub.db import db, utcnow
 from invoices.models import CreditNote, Invoice, InvoiceStatus, Payment, Refund
-from invoices.services import credit_notes, issuing, payments
+from invoices.services import credit_notes, payments
+from tests.invoices.conftest import issue_all
 
 YEAR = utcnow().year
 
 
-def issued(ex):
-    invoices = issuing.issue_round_invoices(ex.finance, ex.round.id)
-    ids = {organisation.id: key for key, organisation in ex.members.items()}
-    return {ids[invoice.organisation_id]: invoice for invoice in invoices}
+issued = issue_all
 
 
 def test_finance_issues_a_round_s_invoices_from_its_page(client, sign_in, finance, approved):

@@ -25,7 +25,7 @@ from invoices.models import Invoice, PaymentMethod
 from invoices.services import credit_notes, issuing, payments
 from orders import pdf
 from orders.services import commitments
-from tests.invoices.conftest import close_and_receive, open_round
+from tests.invoices.conftest import close_and_receive, issue_all, open_round
 from tests.orders.test_pdf import text_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,9 +44,7 @@ def invoices(approved, app_ctx, monkeypatch):
     monkeypatch.setitem(app_ctx.config, "CLUB_BANK_DETAILS", BANK)
     monkeypatch.setitem(app_ctx.config, "STRIPE_SECRET_KEY", None)
     monkeypatch.setitem(app_ctx.config, "PUBLIC_URL", None)
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    keys = {organisation.id: key for key, organisation in approved.members.items()}
-    return {keys[invoice.organisation_id]: invoice for invoice in issued}
+    return issue_all(approved)
 
 
 def size_of(data: bytes, page: int = 0) -> tuple[int, int]:

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 import pytest
 
 from buyersclub.actor import Actor
-from buyersclub.db import utcnow
 from buyersclub.ledger import chart
 from buyersclub.ledger.services import account_balance
 from buyersclub.money import ZERO
@@ -27,15 +26,6 @@ def ledger_balance(organisation_id: int, as_of=None) -> Decimal:
     """The ledger's receivable minus the account credit held, for one member."""
     return (account_balance(chart.RECEIVABLES, organisation_id, as_of)
             + account_balance(chart.MEMBER_CREDIT, organisation_id, as_of))
-
-
-@pytest.fixture
-def invoiced(approved):
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    approved.invoices = {key: next(i for i in issued if i.organisation_id == org.id)
-                         for key, org in approved.members.items()}
-    approved.today = utcnow().date()
-    return approved
 
 
 def statement(fixture, key: str, period: Period | None = None) -> statements.Statement:

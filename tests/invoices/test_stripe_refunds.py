@@ -22,7 +22,8 @@ from sqlalchemy import select
 from buyersclub.db import db
 from buyersclub.ledger import chart
 from invoices.models import Payment, Refund
-from invoices.services import issuing, payments
+from invoices.services import payments
+from tests.invoices.conftest import issue_all
 from tests.invoices.stripe_helpers import (
     SECRET_KEY,
     checkout_completed_event,
@@ -88,9 +89,7 @@ def stripe_server(app, localstripe):
 @pytest.fixture
 def paid(client, approved, stripe_server):
     """Member A's invoice paid by card: a real payment intent at localstripe, reported by webhook."""
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    keys = {organisation.id: key for key, organisation in approved.members.items()}
-    invoices = {keys[invoice.organisation_id]: invoice for invoice in issued}
+    invoices = issue_all(approved)
     invoice = invoices["A"]
     cents = int(payments.balance_due(invoice) * 100) + 1000  # 10.00 more: account credit
     intent = stripe_server.v1.payment_intents.create(params={

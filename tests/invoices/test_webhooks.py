@@ -28,9 +28,8 @@ from invoices.models import (
 )
 from invoices.services import checkout, credit_notes, issuing, payments, statements
 from invoices.services.periods import default_period
-from tests.invoices.conftest import receivable_movements
+from tests.invoices.conftest import issue_all, receivable_movements
 from tests.invoices.stripe_helpers import (
-    FakeStripe,
     async_payment_event,
     charge_refunded_event,
     checkout_completed_event,
@@ -46,17 +45,8 @@ D = Decimal
 
 
 @pytest.fixture
-def fake(app):
-    fake = FakeStripe()
-    with stripe_configured(app, STRIPE_HTTP_CLIENT=fake):
-        yield fake
-
-
-@pytest.fixture
 def invoices(approved, fake):
-    issued = issuing.issue_round_invoices(approved.finance, approved.round.id)
-    keys = {organisation.id: key for key, organisation in approved.members.items()}
-    return {keys[invoice.organisation_id]: invoice for invoice in issued}
+    return issue_all(approved)
 
 
 def started(approved, invoice: Invoice) -> CheckoutAttempt:
