@@ -30,9 +30,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from buyersclub.accounts.models import Role
 from buyersclub.accounts.views import current_actor
 from buyersclub.actor import Actor
-from buyersclub.db import db, utcnow
+from buyersclub.db import db, sql_cents_sum, utcnow
 from buyersclub.errors import DomainError, InvalidInput, NotFound
-from buyersclub.money import ZERO
+from buyersclub.money import ZERO, from_cents
 from buyersclub.organisations.models import Organisation
 from buyersclub.web.forms import attempt
 from invoices import pdf as invoices_pdf
@@ -302,22 +302,24 @@ def void(invoice_id: int):
 
 
 def _round_page(round_id: int, form: IssueForm, status: int = 200):
+    """The round's invoices, a page at a time; its totals over all of them, in SQL."""
     actor = current_actor()
     actor.require(*STAFF)
     found = get_round(actor, round_id)
-    invoices = db.session.scalars(select(Invoice).where(Invoice.round_id == found.id)
-                                  .order_by(Invoice.sequence_number)).all()
-    can_issue = actor.has_role(Role.FINANCE) and found.status in issuing.INVOICEABLE
+    pagination = db.paginate(select(Invoice).where(Invoice.round_id == found.id)
+                             .order_by(Invoice.sequence_number), per_page=PER_PAGE, max_per_page=PER_PAGE,
+                             error_out=False)
+    invoices = pagination.items
+    live = (Invoice.round_id == found.id) & (Invoice.status == InvoiceStatus.ISSUED)
+    is_finance = actor.has_role(Role.FINANCE)
+    can_issue = is_finance and found.status in issuing.INVOICEABLE
     return render_template(
         "invoices/round.html", round=found, invoices=invoices, settlements=payments.settlements(invoices),
-        names=_names({invoice.organisation_id for invoice in invoices}), form=form,
+        pagination=pagination, names=_names({invoice.organisation_id for invoice in invoices}), form=form,
         label=payments.status_label, run=issuing.approved_run(found.id),
         can_issue=can_issue, to_issue=issuing.members_to_invoice(found.id) if can_issue else 0,
-        total=sum((invoice.total for invoice in invoices if invoice.status == InvoiceStatus.ISSUED),
-                  Decimal("0.00")),
-        untold=sum(1 for invoice in invoices
-                   if invoice.status == InvoiceStatus.ISSUED and invoice.notified_at is None)
-        if actor.has_role(Role.FINANCE) else 0,
+        total=from_cents(int(db.session.scalar(select(sql_cents_sum(Invoice.total)).where(live)))),
+        untold=len(reminders.due_for_notice(found.id)) if is_finance else 0,
         notice_form=NoticeForm(),
     ), status
 

@@ -152,3 +152,17 @@ def test_the_issue_button_shows_only_while_a_member_has_no_invoice(client, sign_
     voided = client.get(url).get_data(as_text=True)
     assert "1 member is allocated units with no invoice for this round yet" in voided
     assert "Issue invoices</button>" in voided
+
+
+def test_a_round_s_invoices_are_paged_and_its_total_counts_them_all(client, sign_in, finance, approved,
+                                                                     monkeypatch):
+    invoices = issued(approved)
+    db.session.commit()
+    monkeypatch.setattr("invoices.views.PER_PAGE", 3)
+    sign_in(finance)
+    total = sum((invoice.total for invoice in invoices.values()), Decimal("0.00"))
+    first = client.get(f"/rounds/{approved.round.id}/invoices").get_data(as_text=True)
+    assert "Page 1 of 2" in first and f"${total:,.2f}" in first
+    assert f"INV-{YEAR}-00003" in first and f"INV-{YEAR}-00004" not in first
+    second = client.get(f"/rounds/{approved.round.id}/invoices?page=2").get_data(as_text=True)
+    assert f"INV-{YEAR}-00004" in second and f"INV-{YEAR}-00001<" not in second
