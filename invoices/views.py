@@ -34,6 +34,7 @@ from buyersclub.db import db, sql_cents_sum, utcnow
 from buyersclub.errors import DomainError, InvalidInput, NotFound
 from buyersclub.money import ZERO, from_cents
 from buyersclub.organisations.models import Organisation
+from buyersclub.organisations.services import organisation_names
 from buyersclub.web.forms import attempt
 from invoices import pdf as invoices_pdf
 from invoices import stripe_gateway
@@ -129,7 +130,7 @@ def index():
         statement = queries.invoices_for(actor, **scope)
     pagination = db.paginate(statement, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
     found = payments.settlements(pagination.items)
-    names = _names({invoice.organisation_id for invoice in pagination.items})
+    names = organisation_names({invoice.organisation_id for invoice in pagination.items})
     members = rounds = []
     if staff:
         members = db.session.execute(select(Organisation.id, Organisation.name)
@@ -140,13 +141,6 @@ def index():
     return render_template("invoices/list.html", pagination=pagination, settlements=found, names=names,
                            filters=filters, statuses=queries.STATUSES, members=members, rounds=rounds,
                            staff=staff, label=payments.status_label, error=error), 400 if error else 200
-
-
-def _names(ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    return dict(db.session.execute(select(Organisation.id, Organisation.name)
-                                   .where(Organisation.id.in_(ids))).all())
 
 
 # --- One invoice ---------------------------------------------------------------------------------
@@ -315,7 +309,8 @@ def _round_page(round_id: int, form: IssueForm, status: int = 200):
     can_issue = is_finance and found.status in issuing.INVOICEABLE
     return render_template(
         "invoices/round.html", round=found, invoices=invoices, settlements=payments.settlements(invoices),
-        pagination=pagination, names=_names({invoice.organisation_id for invoice in invoices}), form=form,
+        pagination=pagination, names=organisation_names(invoice.organisation_id for invoice in invoices),
+        form=form,
         label=payments.status_label, run=issuing.approved_run(found.id),
         can_issue=can_issue, to_issue=issuing.members_to_invoice(found.id) if can_issue else 0,
         total=from_cents(int(db.session.scalar(select(sql_cents_sum(Invoice.total)).where(live)))),

@@ -24,12 +24,11 @@ from collections.abc import Mapping
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from buyersclub.accounts.views import current_actor
-from buyersclub.db import db, utcnow
+from buyersclub.db import utcnow
 from buyersclub.errors import DomainError, InvalidInput
-from buyersclub.organisations.models import Organisation
+from buyersclub.organisations.services import organisation_names
 from buyersclub.web.paging import page_of, requested_page
 from orders.cli import close_due_rounds
 from orders.models import RoundStatus
@@ -147,14 +146,9 @@ def product_allocations(round_id: int, product_id: int):
     return render_template(
         "orders/close/product_allocations.html", round=found, shown=shown, options=options,
         rows=[(line, [option.allocation.for_member(line.member) for option in options]) for line in rows],
-        names=_names({line.member for line in rows}), pagination=pagination)
+        names=organisation_names({line.member for line in rows}), pagination=pagination)
 
 
-def _names(organisation_ids: set[int]) -> dict[int, str]:
-    if not organisation_ids:
-        return {}
-    return dict(db.session.execute(
-        select(Organisation.id, Organisation.name).where(Organisation.id.in_(organisation_ids))).all())
 
 
 @bp.get("/rounds/<int:round_id>/outcome")
@@ -190,6 +184,6 @@ def allocations(round_id: int):
     pagination = page_of(total, ALLOCATIONS_PER_PAGE)
     if pagination.page != page:  # past the end: the last page
         shown, _ = closing.savings_page(actor, round_id, page=pagination.page, per_page=ALLOCATIONS_PER_PAGE)
-    names = _names({row.organisation_id for row in shown}) if current_user.is_admin else {}
+    names = organisation_names({row.organisation_id for row in shown}) if current_user.is_admin else {}
     return render_template("orders/close/allocations.html", round=found, rows=shown, names=names,
                            pagination=pagination, is_admin=current_user.is_admin)

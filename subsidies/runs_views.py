@@ -27,6 +27,7 @@ from buyersclub.db import db
 from buyersclub.errors import DomainError
 from buyersclub.money import format_money, from_cents
 from buyersclub.organisations.models import BUDGET_LABELS, Organisation
+from buyersclub.organisations.services import organisation_names
 from buyersclub.web.forms import show_on_form
 from buyersclub.web.paging import page_of
 from orders.models import Product
@@ -196,15 +197,13 @@ def _render_round(round_id: int, *, run_id: int | None = None, form: OverrideFor
         rows = [(name, awards.get(key, [])) for key, name in shown]
         plan = runs.planned_free_stock(run)
         if plan:
-            names = dict(db.session.execute(select(Organisation.id, Organisation.name).where(
-                Organisation.id.in_({each.organisation_id for each in plan}))).all())
+            names = organisation_names(each.organisation_id for each in plan)
             products = dict(db.session.execute(select(Product.id, Product.name).where(
                 Product.id.in_({each.product_id for each in plan}))).all())
             planned = [(names.get(each.organisation_id, ""), products.get(each.product_id, ""), each.units,
                         each.unit_value) for each in plan]
     overrides = runs.current_overrides(run.id) if run is not None else []
-    override_names = dict(db.session.execute(select(Organisation.id, Organisation.name).where(
-        Organisation.id.in_({each.organisation_id for each in overrides}))).all()) if overrides else {}
+    override_names = organisation_names(each.organisation_id for each in overrides)
     return render_template(
         "subsidies/runs/round.html", round=found, runs=all_runs, run=run, rows=rows, pagination=pagination,
         override_form=_override_form(run, form) if run is not None and run.status == RunStatus.PREVIEW

@@ -23,6 +23,7 @@ from buyersclub.accounts.views import current_actor
 from buyersclub.audit.models import AuditEvent
 from buyersclub.db import db
 from buyersclub.organisations.models import Organisation
+from buyersclub.organisations.services import organisation_names
 
 bp = Blueprint("audit", __name__, template_folder="templates")
 
@@ -156,11 +157,6 @@ def index():
                                filtering=True, organisations={}, changes=changes), 400
     pagination = db.paginate(filtered_events(form), per_page=PER_PAGE, max_per_page=PER_PAGE,
                              error_out=False)
-    organisation_ids = {event.organisation_id for event in pagination.items} - {None}
-    organisations = dict(
-        db.session.execute(
-            select(Organisation.id, Organisation.name).where(Organisation.id.in_(organisation_ids))
-        ).tuples().all()
-    ) if organisation_ids else {}
+    organisations = organisation_names(event.organisation_id for event in pagination.items)
     return render_template("audit/index.html", form=form, pagination=pagination,
                            filtering=filtering, organisations=organisations, changes=changes)

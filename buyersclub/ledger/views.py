@@ -24,7 +24,7 @@ from buyersclub.errors import InvalidInput, NotFound
 from buyersclub.ledger import services
 from buyersclub.ledger.models import JournalEntry, Posting
 from buyersclub.money import ZERO
-from buyersclub.organisations.models import Organisation
+from buyersclub.organisations.services import organisation_names
 from buyersclub.web.forms import attempt
 
 bp = Blueprint("ledger", __name__, template_folder="templates")
@@ -119,12 +119,7 @@ def _entry(entry_id: int) -> JournalEntry:
 def _entry_page(entry_id: int, form: ReverseEntryForm, status: int = 200):
     actor = current_actor()
     entry = _entry(entry_id)
-    organisation_ids = {p.organisation_id for p in entry.postings} - {None}
-    organisations = dict(
-        db.session.execute(
-            select(Organisation.id, Organisation.name).where(Organisation.id.in_(organisation_ids))
-        ).all()
-    ) if organisation_ids else {}
+    organisations = organisation_names(p.organisation_id for p in entry.postings)
     author = db.session.get(User, entry.created_by_id) if entry.created_by_id else None
     return render_template(
         "ledger/entry.html",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -140,6 +140,15 @@ def _check_name_free(name: str, organisation_id: int | None = None) -> None:
 
 
 # --- Reading, with scoping ----------------------------------------------------
+
+
+def organisation_names(ids: Iterable[int | None]) -> dict[int, str]:
+    """Organisation id -> name for the ids given (``None`` and repeats ignored), in one query."""
+    wanted = {each for each in ids if each is not None}
+    if not wanted:
+        return {}
+    return dict(db.session.execute(select(Organisation.id, Organisation.name)
+                                   .where(Organisation.id.in_(wanted))).tuples().all())
 
 
 def get_organisation(actor: Actor, organisation_id: int) -> Organisation:

@@ -58,6 +58,7 @@ from buyersclub.ledger import chart
 from buyersclub.ledger.models import JournalEntry, LedgerAccount, Posting
 from buyersclub.money import ZERO, from_cents
 from buyersclub.organisations.models import Organisation
+from buyersclub.organisations.services import organisation_names
 from invoices.models import REFUND_STANDS, Invoice, InvoiceStatus, Payment, Refund
 from invoices.services import payments as payment_service
 from invoices.services.periods import Period
@@ -67,6 +68,7 @@ BATCH = 500
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 LEDGER_ROOTS = {"asset": "assets", "liability": "liabilities", "equity": "equity", "income": "income",
                 "expense": "expenses"}
+CHART_BY_CODE = {account.code: account for account in chart.CHART}
 LEDGER_TYPES = {"asset": "A", "liability": "L", "equity": "E", "income": "R", "expense": "X"}
 
 INVOICE_HEADER = ("number", "issued", "due", "member", "round", "total", "paid", "credited",
@@ -117,14 +119,6 @@ def _batches(ids: Sequence[int]) -> Iterator[list[int]]:
         yield list(ids[start:start + BATCH])
 
 
-def _names(ids: Iterable[int | None]) -> dict[int, str]:
-    wanted = {each for each in ids if each is not None}
-    if not wanted:
-        return {}
-    return dict(db.session.execute(select(Organisation.id, Organisation.name)
-                                   .where(Organisation.id.in_(wanted))).all())
-
-
 # --- Invoices --------------------------------------------------------------------------------------
 
 
@@ -142,7 +136,7 @@ def invoice_rows(period: Period, *, today: date | None = None) -> Iterator[tuple
         invoices = db.session.scalars(select(Invoice).where(Invoice.id.in_(batch))
                                       .order_by(Invoice.issued_on, Invoice.number)).all()
         found = payment_service.settlements(invoices)
-        members = _names(invoice.organisation_id for invoice in invoices)
+        members = organisation_names(invoice.organisation_id for invoice in invoices)
         rounds = dict(db.session.execute(select(Round.id, Round.name).where(
             Round.id.in_({invoice.round_id for invoice in invoices}))).all())
         for invoice in invoices:
@@ -173,7 +167,7 @@ def payment_rows(period: Period) -> Iterator[tuple[Any, ...]]:
                                       .order_by(Payment.received_on, Payment.id)).all()
         numbers = dict(db.session.execute(select(Invoice.id, Invoice.number).where(
             Invoice.id.in_({payment.invoice_id for payment in payments if payment.invoice_id}))).all())
-        members = _names(payment.organisation_id for payment in payments)
+        members = organisation_names(payment.organisation_id for payment in payments)
         refunded: dict[int, Decimal] = dict(db.session.execute(
             select(Refund.payment_id, sql_cents_sum(Refund.amount))
             .where(Refund.payment_id.in_(batch), REFUND_STANDS).group_by(Refund.payment_id)).all())
@@ -245,7 +239,7 @@ def slug(text: str) -> str:
 
 def account_name(code: str, name: str, type_: str) -> str:
     """The chart account's ledger name: its type's top-level account, then its own name."""
-    known = {account.code: account for account in chart.CHART}.get(code)
+    known = CHART_BY_CODE.get(code)
     if known is not None:
         name, type_ = known.name, known.type
     return f"{LEDGER_ROOTS.get(type_, 'equity')}:{slug(name) or code}"
