@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, has_request_context, render_template, url_for
+from flask import current_app, has_request_context, render_template
 
 from buyersclub.db import db
 from buyersclub.money import ZERO, format_money
+from invoices.links import invoice_page_url
 from invoices.models import Invoice, InvoiceStatus
 from invoices.services import payments
 from orders import pdf
@@ -65,12 +66,8 @@ def pay_url(invoice: Invoice) -> str | None:
     """The invoice's page, where a member pays by card; None without Stripe or an address to give."""
     if not current_app.config.get("STRIPE_SECRET_KEY"):
         return None
-    public = current_app.config.get("PUBLIC_URL")
-    if public:
-        path = current_app.url_map.bind("localhost").build("invoices.detail", {"invoice_id": invoice.id})
-        return public.rstrip("/") + path
-    if has_request_context():
-        return url_for("invoices.detail", invoice_id=invoice.id, _external=True)
+    if current_app.config.get("PUBLIC_URL") or has_request_context():
+        return invoice_page_url(invoice.id)
     return None
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, url_for
 from sqlalchemy import select
 
 from buyersclub.accounts.models import Role
@@ -35,6 +34,7 @@ from buyersclub.db import db, utcnow
 from buyersclub.errors import Conflict, PermissionDenied
 from buyersclub.money import from_cents, to_cents
 from invoices import stripe_gateway
+from invoices.links import invoice_page_url
 from invoices.models import CheckoutAttempt, CheckoutStatus, Invoice, InvoiceStatus
 from invoices.services.issuing import get_invoice
 from invoices.services.payments import balance_due
@@ -103,14 +103,6 @@ def attempts_for(invoice: Invoice) -> list[CheckoutAttempt]:
                                    .order_by(CheckoutAttempt.attempt)))
 
 
-def invoice_url(invoice_id: int, **query: str) -> str:
-    """The invoice's page as the payer's browser reaches it: ``PUBLIC_URL`` when set."""
-    public = current_app.config.get("PUBLIC_URL")
-    if public:
-        return public + url_for("invoices.detail", invoice_id=invoice_id, _external=False, **query)
-    return url_for("invoices.detail", invoice_id=invoice_id, _external=True, **query)
-
-
 def _create_session(invoice: Invoice, attempt: int, cents: int):
     metadata = {"invoice_id": str(invoice.id), "invoice_number": invoice.number, "attempt": str(attempt)}
     params = {
@@ -123,8 +115,8 @@ def _create_session(invoice: Invoice, attempt: int, cents: int):
         }],
         "metadata": metadata,
         "payment_intent_data": {"metadata": metadata, "description": f"Invoice {invoice.number}"},
-        "success_url": invoice_url(invoice.id, checkout="success"),
-        "cancel_url": invoice_url(invoice.id, checkout="cancelled"),
+        "success_url": invoice_page_url(invoice.id, checkout="success"),
+        "cancel_url": invoice_page_url(invoice.id, checkout="cancelled"),
     }
     client = stripe_gateway.client()
     session = stripe_gateway.call("the card payment page", lambda: client.v1.checkout.sessions.create(

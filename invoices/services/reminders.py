@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 from sqlalchemy import or_, select
 
 from buyersclub import mail
@@ -51,6 +51,7 @@ from buyersclub.db import after_commit, db, utcnow
 from buyersclub.errors import InvalidInput
 from buyersclub.money import format_money
 from buyersclub.organisations.models import Organisation
+from invoices.links import invoice_page_url, invoice_path
 from invoices.models import Invoice, InvoiceStatus
 from invoices.services import payments
 from invoices.services.queries import balance_due_cents
@@ -136,15 +137,8 @@ def recipients(organisation_id: int) -> tuple[str, ...]:
 
 
 def invoice_link(invoice: Invoice) -> str:
-    """The invoice's page: ``PUBLIC_URL`` and its path, else this request's or ``SERVER_NAME``'s host."""
-    public = current_app.config.get("PUBLIC_URL")
-    path = current_app.url_map.bind("localhost").build("invoices.detail", {"invoice_id": invoice.id})
-    if public:
-        return public.rstrip("/") + path
-    try:
-        return url_for("invoices.detail", invoice_id=invoice.id, _external=True)
-    except RuntimeError:  # outside a request, with no SERVER_NAME: the path is all there is
-        return path
+    """The invoice's page (``invoices.links``); its path alone when no host is known."""
+    return invoice_page_url(invoice.id) or invoice_path(invoice.id)
 
 
 def _reminder(invoice: Invoice, name: str, now: datetime, outcome: str, problem: str | None = None,
